@@ -1,0 +1,145 @@
+"""The whole stack through ``python launch.py``: real processes, real sockets, real shm."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, ipc_endpoints, pids_of
+from zmqtrade import journal
+
+PROCESS_KEYS = {"kind", "pid", "exit_code", "cpu_percent", "rss_bytes", "uss_bytes", "ctx_switches", "threads"}
+COUNTER_KEYS = {"ticks_published", "ticks_applied", "tick_gaps", "news_published", "news_received",
+                "orders_sent", "orders_acked", "orders_rejected", "malformed_messages"}
+LATENCY_KEYS = {"count", "p50", "p99", "p999", "max"}
+
+
+def check_report(run_dir: Path, n_strategies: int) -> dict:
+    report = json.loads((run_dir / "report.json").read_text())
+    assert {"topology", "duration_s", "processes", "counters", "latency_us"} <= report.keys()
+    for name, proc in report["processes"].items():
+        assert PROCESS_KEYS <= proc.keys(), name
+        assert {"mean", "max"} <= proc["cpu_percent"].keys()
+        assert proc["rss_bytes"]["max"] > 0 and proc["uss_bytes"]["max"] > 0, name
+    c = report["counters"]
+    assert COUNTER_KEYS <= c.keys()
+    assert LATENCY_KEYS <= report["latency_us"]["tick_to_ack"].keys()
+
+    assert c["ticks_published"] > 0
+    assert c["ticks_applied"] == c["ticks_published"]
+    assert c["tick_gaps"] == 0
+    assert c["news_received"] == c["news_published"] * n_strategies
+    assert c["orders_acked"] > 0
+    assert c["orders_sent"] == c["orders_acked"] + c["orders_rejected"]
+    assert c["orders_filled"] == c["orders_acked"]
+    assert c["malformed_messages"] == 0
+    records = list(journal.read(run_dir / journal.FILENAME))
+    assert len(records) == c["orders_acked"] == c["journal_records"]
+    assert len({r["order_id"] for r in records}) == len(records)
+    assert report["latency_us"]["tick_to_ack"]["count"] == c["orders_acked"]
+    return report
+
+
+def test_default_topology_file_is_valid(launch):
+    run = launch(str(ROOT / "topology.yaml"), "--check")
+    assert run.finish() == 0
+    assert "ok" in run.lines[-1]
+    assert "ordermanager" in run.output
+
+
+def test_stack_runs_and_counts_agree(launch, write_topology, tmp_path):
+    topo = write_topology()
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "3")
+    assert run.finish() == 0, run.output + run.stderr
+    report = check_report(run_dir, n_strategies=2)
+    assert set(report["processes"]) == {"launcher", "gateway", "orderbook", "ordermanager", "trend", "meanrev"}
+    assert all(p["exit_code"] == 0 for p in report["processes"].values())
+    assert 2.5 < report["duration_s"] < 5
+    assert (run_dir / "resources.csv").read_text().count("\n") > 5
+    for name in ("gateway", "orderbook", "ordermanager", "trend", "meanrev"):
+        assert (run_dir / f"{name}.log").exists()
+    assert "tick_to_ack" in run.output  # the human summary
+
+
+def test_ipc_transport(launch, write_topology, tmp_path):
+    topo = write_topology(ipc_endpoints(tmp_path))
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-q")
+    assert run.finish() == 0, run.output + run.stderr
+    check_report(run_dir, n_strategies=2)
+    assert not list(tmp_path.glob("*.ipc")), "socket files left behind"
+
+
+def test_bad_topology_exits_2_before_starting_anything(launch, write_topology, tmp_path):
+    topo = write_topology({"gateway": {"rate": "fast"}, "strategies": {"trend": {"symbols": ["AAPL", "XYZ"]}}})
+    run = launch(str(topo), "--run-dir", str(tmp_path / "run"))
+    assert run.finish() == 2
+    assert f"{topo}: gateway.rate: expected a number" in run.stderr
+    assert f"{topo}: strategies.trend.symbols[1]: 'XYZ' is not published" in run.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_killed_child_fails_the_run_and_everything_is_cleaned_up(launch, write_topology, tmp_path):
+    topo = write_topology(ipc_endpoints(tmp_path))
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0")
+    run.wait_for("stack ready")
+    os.kill(pids_of(run_dir)["orderbook"], signal.SIGKILL)
+    assert run.finish() == 1
+    assert "orderbook" in run.output and "SIGKILL" in run.output
+    report = json.loads((run_dir / "report.json").read_text())
+    assert [f["process"] for f in report["failures"]] == ["orderbook"]
+    assert report["processes"]["orderbook"]["exit_code"] == -signal.SIGKILL
+    assert report["exit_code"] == 1
+    assert not list(tmp_path.glob("*.ipc"))
+
+
+def test_crash_is_reported_with_log_tail(launch, write_topology, tmp_path, monkeypatch):
+    bad = tmp_path / "badstrat.py"
+    bad.write_text(
+        "from zmqtrade.strategies import Strategy\n"
+        "class Boom(Strategy):\n"
+        "    defaults = {'period': 6}\n"
+        "    def on_quote(self, quote):\n"
+        "        raise RuntimeError('strategy exploded on purpose')\n")
+    topo = write_topology({"strategies": {"meanrev": {"class": "badstrat:Boom"}}})
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
+    assert run.finish(timeout=60) == 1
+    assert "meanrev" in run.output and "exited with code 1" in run.output
+    assert "strategy exploded on purpose" in run.output  # the last lines of its log
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["failures"][0]["process"] == "meanrev"
+
+
+def test_sigint_stops_cleanly_with_a_report(launch, write_topology, tmp_path):
+    topo = write_topology()
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0")
+    run.wait_for("stack ready")
+    run.wait_for("streaming")
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish() == 0, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    c = report["counters"]
+    assert c["ticks_published"] > 0 and c["ticks_applied"] == c["ticks_published"]
+    assert c["orders_sent"] == c["orders_acked"] + c["orders_rejected"]
+    assert report["failures"] == []
+
+
+@pytest.mark.parametrize("target", ["gateway", "ordermanager"])
+def test_sigterm_to_a_child_is_a_failure_not_a_hang(launch, write_topology, tmp_path, target):
+    topo = write_topology()
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
+    run.wait_for("stack ready")
+    os.kill(pids_of(run_dir)[target], signal.SIGTERM)
+    # a child that leaves on its own, even cleanly, while the run goes on is unexpected
+    assert run.finish() == 1
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["failures"][0]["process"] == target

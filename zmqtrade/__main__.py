@@ -1,0 +1,5 @@
+import sys
+
+from zmqtrade.cli import main
+
+sys.exit(main())

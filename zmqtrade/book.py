@@ -1,0 +1,253 @@
+"""The shared-memory price book: one writer, many readers, no locks.
+
+Layout (all little-endian 8-byte words, every slot 64-byte aligned)::
+
+    header   (64 B)  magic, layout version, symbol count, slot words, writer pid,
+                     heartbeat ns, creator pid, reserved
+    symbols  (16 B each, padded to 64)  NUL-padded ASCII names, slot i = symbol i
+    slots    (64 B each)  seq, bid, ask, last, size, tick seq, tick ts ns, write ts ns
+
+Each slot is guarded by a seqlock: the writer makes ``seq`` odd, writes the fields, then makes
+it even again; a reader retries while ``seq`` is odd or changed under it. The number of
+updates to a slot is ``seq // 2``. Words are accessed through ``memoryview.cast`` views,
+which store an aligned 8-byte word in one instruction (``struct.pack_into`` writes byte by
+byte and tears). This is correct on x86-64, whose stores and loads stay in order; on other
+architectures the seqlock would need fences Python cannot issue, so opening a book there is
+refused.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from multiprocessing import resource_tracker, shared_memory
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+MAGIC = 0x5A4D51424F4F4B31  # "ZMQBOOK1"
+LAYOUT_VERSION = 1
+HEADER_WORDS = 8
+SLOT_WORDS = 8
+SYMBOL_BYTES = 16
+PREFIX = "zmqtrade_"
+"""Every segment zmqtrade creates is named PREFIX<creator pid>_<tag>, so stale ones can be found."""
+
+# header word indexes
+H_MAGIC, H_VERSION, H_NSYM, H_SLOT_WORDS, H_WRITER_PID, H_HEARTBEAT, H_CREATOR_PID = range(7)
+# slot word offsets
+S_SEQ, S_BID, S_ASK, S_LAST, S_SIZE, S_TICK_SEQ, S_TICK_TS, S_WRITE_TS = range(SLOT_WORDS)
+
+SLOT_DTYPE = np.dtype([
+    ("seq", "<u8"), ("bid", "<f8"), ("ask", "<f8"), ("last", "<f8"),
+    ("size", "<u8"), ("tick_seq", "<u8"), ("tick_ts", "<u8"), ("write_ts", "<u8"),
+])
+
+
+class BookError(RuntimeError):
+    """The segment is missing, of another layout, or unsafe on this machine."""
+
+
+class Quote(NamedTuple):
+    """One consistent snapshot of a slot."""
+
+    slot: int
+    symbol: str
+    bid: float
+    ask: float
+    last: float
+    size: int
+    tick_seq: int
+    tick_ts: int
+    write_ts: int
+    updates: int
+
+
+def _check_arch() -> None:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        raise BookError(f"the seqlock book relies on x86-64 memory ordering; {platform.machine()} is not supported")
+
+
+def _pad64(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+def segment_name(tag: str) -> str:
+    return f"{PREFIX}{os.getpid()}_{tag}"
+
+
+def _size(nsym: int) -> tuple[int, int]:
+    slots_off = HEADER_WORDS * 8 + _pad64(nsym * SYMBOL_BYTES)
+    return slots_off, slots_off + nsym * SLOT_WORDS * 8
+
+
+class Book:
+    """A mapped book segment; ``create`` makes one, ``attach`` opens an existing one."""
+
+    def __init__(self, shm: shared_memory.SharedMemory, owner: bool) -> None:
+        self._shm = shm
+        self.owner = owner
+        self.name = shm.name
+        buf = shm.buf
+        self._u = buf.cast("Q")
+        self._f = buf.cast("d")
+        u = self._u
+        if u[H_MAGIC] != MAGIC or u[H_VERSION] != LAYOUT_VERSION or u[H_SLOT_WORDS] != SLOT_WORDS:
+            self._release()
+            raise BookError(f"segment {shm.name!r} is not a zmqtrade book of layout {LAYOUT_VERSION}")
+        nsym = u[H_NSYM]
+        raw = bytes(buf[HEADER_WORDS * 8: HEADER_WORDS * 8 + nsym * SYMBOL_BYTES])
+        self.symbols: tuple[str, ...] = tuple(
+            raw[i * SYMBOL_BYTES:(i + 1) * SYMBOL_BYTES].rstrip(b"\0").decode() for i in range(nsym))
+        self.index: dict[str, int] = {s: i for i, s in enumerate(self.symbols)}
+        self._base = _size(nsym)[0] // 8  # first slot, in words
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, name: str, symbols: Sequence[str]) -> "Book":
+        """Create and initialise a segment (mode 0600, zero-filled slots)."""
+        _check_arch()
+        slots_off, size = _size(len(symbols))
+        shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+        u = shm.buf.cast("Q")
+        u[H_VERSION] = LAYOUT_VERSION
+        u[H_NSYM] = len(symbols)
+        u[H_SLOT_WORDS] = SLOT_WORDS
+        u[H_CREATOR_PID] = os.getpid()
+        for i, s in enumerate(symbols):
+            enc = s.encode()
+            off = HEADER_WORDS * 8 + i * SYMBOL_BYTES
+            shm.buf[off:off + len(enc)] = enc
+        u[H_MAGIC] = MAGIC  # last: a reader never sees a half-made header as valid
+        u.release()
+        return cls(shm, owner=True)
+
+    @classmethod
+    def attach(cls, name: str, timeout: float = 0.0) -> "Book":
+        """Open an existing segment, waiting up to ``timeout`` s for it to appear."""
+        _check_arch()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                shm = shared_memory.SharedMemory(name=name, create=False)
+                break
+            except FileNotFoundError:
+                if time.monotonic() >= deadline:
+                    raise BookError(f"no book segment {name!r} in /dev/shm; is the orderbook running?") from None
+                time.sleep(0.01)  # polling for a file to appear, bounded by the deadline
+        # Python < 3.13 registers attached segments with the resource tracker, which would
+        # unlink them when this process exits (bpo-38119): the creator owns the lifetime.
+        try:
+            resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+        except Exception:
+            pass
+        return cls(shm, owner=False)
+
+    def _release(self) -> None:
+        for view in ("_u", "_f"):
+            v = getattr(self, view, None)
+            if v is not None:
+                v.release()
+        self._shm.close()
+
+    def close(self) -> None:
+        """Unmap; the owner also unlinks the segment."""
+        self._release()
+        if self.owner:
+            try:
+                self._shm.unlink()
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> "Book":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ header
+    @property
+    def writer_pid(self) -> int:
+        return self._u[H_WRITER_PID]
+
+    @property
+    def heartbeat_ns(self) -> int:
+        return self._u[H_HEARTBEAT]
+
+    def claim_writer(self) -> None:
+        self._u[H_WRITER_PID] = os.getpid()
+        self.heartbeat()
+
+    def heartbeat(self, now_ns: int | None = None) -> None:
+        self._u[H_HEARTBEAT] = now_ns if now_ns is not None else time.monotonic_ns()
+
+    # ------------------------------------------------------------------ slots
+    def write(self, slot: int, bid: float, ask: float, last: float, size: int,
+              tick_seq: int, tick_ts: int, write_ts: int) -> None:
+        """Publish one slot; only the writer process may call this."""
+        u, f = self._u, self._f
+        b = self._base + slot * SLOT_WORDS
+        seq = u[b]
+        u[b] = seq + 1  # odd: write in progress
+        f[b + S_BID] = bid
+        f[b + S_ASK] = ask
+        f[b + S_LAST] = last
+        u[b + S_SIZE] = size
+        u[b + S_TICK_SEQ] = tick_seq
+        u[b + S_TICK_TS] = tick_ts
+        u[b + S_WRITE_TS] = write_ts
+        u[b] = seq + 2  # even: consistent again
+        u[H_HEARTBEAT] = write_ts
+
+    def read(self, slot: int, max_spins: int = 100_000) -> Quote | None:
+        """A consistent snapshot of ``slot``, or None if it was never written."""
+        u, f = self._u, self._f
+        b = self._base + slot * SLOT_WORDS
+        for _ in range(max_spins):
+            s1 = u[b]
+            if s1 & 1:
+                continue
+            bid, ask, last = f[b + S_BID], f[b + S_ASK], f[b + S_LAST]
+            size, tseq, tts, wts = u[b + S_SIZE], u[b + S_TICK_SEQ], u[b + S_TICK_TS], u[b + S_WRITE_TS]
+            if u[b] == s1:
+                if s1 == 0:
+                    return None
+                return Quote(slot, self.symbols[slot], bid, ask, last, size, tseq, tts, wts, s1 >> 1)
+        raise BookError(f"slot {slot} stayed mid-write for {max_spins} reads; is its writer stuck?")
+
+    def snapshot(self) -> np.ndarray:
+        """Every slot as a numpy record array, each record read under its seqlock."""
+        out = np.zeros(len(self.symbols), dtype=SLOT_DTYPE)
+        for i in range(len(self.symbols)):
+            q = self.read(i)
+            if q is not None:
+                out[i] = (q.updates * 2, q.bid, q.ask, q.last, q.size, q.tick_seq, q.tick_ts, q.write_ts)
+        return out
+
+
+def sweep_stale(shm_dir: Path = Path("/dev/shm")) -> list[str]:
+    """Unlink zmqtrade segments whose creating process is gone; returns their names."""
+    removed = []
+    for path in shm_dir.glob(f"{PREFIX}*"):
+        try:
+            pid = int(path.name[len(PREFIX):].split("_", 1)[0])
+        except ValueError:
+            continue
+        if not _alive(pid):
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,136 @@
+"""One supervised process: how it is started, sampled, signalled and reaped.
+
+Children run in their own session, so a Ctrl-C at the terminal reaches only the launcher,
+which then stops them in order; they are signalled by PID through their ``Popen`` handle
+only, never by name. Output goes straight to the child's log file, not through a pipe, so a
+slow or dead launcher can never block a child's logging.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import psutil
+
+
+@dataclass(slots=True)
+class Sample:
+    t_s: float
+    cpu_percent: float
+    rss_bytes: int
+    uss_bytes: int
+    threads: int
+    ctx_switches: int
+    open_fds: int
+
+
+@dataclass
+class Child:
+    name: str
+    kind: str
+    argv: Sequence[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    ps: psutil.Process | None = None
+    samples: list[Sample] = field(default_factory=list)
+    stats: dict[str, Any] | None = None
+    ready: bool = False
+    endpoints: dict[str, str] = field(default_factory=dict)
+    killed: bool = False
+    expected_exit: bool = False
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        try:
+            self.ps = psutil.Process(self.proc.pid)
+            self.ps.cpu_percent(None)  # prime: the first reading is always 0
+        except psutil.Error:
+            self.ps = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    @property
+    def running(self) -> bool:
+        if self.proc is None:  # the launcher describing itself: sampled, never started
+            return self.ps is not None
+        return self.proc.poll() is None
+
+    def sample(self, t_s: float) -> None:
+        if self.ps is None or not self.running:
+            return
+        try:
+            with self.ps.oneshot():
+                mem = self.ps.memory_full_info()
+                ctx = self.ps.num_ctx_switches()
+                self.samples.append(Sample(t_s, self.ps.cpu_percent(None), mem.rss, mem.uss,
+                                           self.ps.num_threads(), ctx.voluntary + ctx.involuntary,
+                                           self.ps.num_fds()))
+        except psutil.Error:
+            pass
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                self.killed = True
+
+    def wait(self, timeout: float) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def tail(self, n: int = 15) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(self.log_path) - 64 * 1024))
+                lines = deque(fh.read().decode(errors="replace").splitlines(), maxlen=n)
+        except OSError:
+            return []
+        return list(lines)
+
+    def resources(self) -> dict[str, Any]:
+        """The report's per-process resource figures."""
+        s = self.samples
+        cpu = [x.cpu_percent for x in s]
+        return {
+            "cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else 0.0,
+                            "max": round(max(cpu), 1) if cpu else 0.0},
+            "rss_bytes": {"max": max((x.rss_bytes for x in s), default=0)},
+            "uss_bytes": {"max": max((x.uss_bytes for x in s), default=0)},
+            "threads": {"max": max((x.threads for x in s), default=0)},
+            "open_fds": {"max": max((x.open_fds for x in s), default=0)},
+            "ctx_switches": s[-1].ctx_switches if s else 0,
+            "samples": len(s),
+        }
+
+
+def module_argv(kind: str) -> list[str]:
+    """How a component is started: ``python -m zmqtrade.<kind>``, with this interpreter."""
+    return [sys.executable, "-m", f"zmqtrade.{kind}"]
+
+
+def wait_any_exit(children: Sequence[Child], deadline: float) -> None:
+    """Return once every child has exited or ``deadline`` has passed."""
+    for c in children:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        c.wait(left)

@@ -1,0 +1,95 @@
+"""The control channel between the launcher (ROUTER) and each process (DEALER).
+
+A process connects with its name as routing id and says ``ready`` once its sockets are
+bound and its subscriptions confirmed; the launcher answers ``start`` when the whole stack
+is ready and ``stop`` when the run ends; the process replies with ``stats`` (its counters
+and latency samples) just before it exits. Bodies are MessagePack ``[verb, payload]``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import zmq
+
+from zmqtrade import sockets
+
+READY, START, STOP, STATS = "ready", "start", "stop", "stats"
+MAX_CONTROL_BODY = 256 * 1024 * 1024  # stats carry latency samples
+
+
+def _pack(verb: str, payload: Any = None) -> bytes:
+    return msgpack.packb([verb, payload], use_bin_type=True)
+
+
+def _unpack(body: bytes) -> tuple[str, Any]:
+    verb, payload = msgpack.unpackb(body, raw=False)
+    return str(verb), payload
+
+
+class ControlServer:
+    """Launcher side: one ROUTER, messages addressed by process name."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, sockets.LINGER_MS)
+        self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.sock.bind(endpoint)
+        self.endpoint = sockets.bound_endpoint(self.sock)
+
+    def send(self, name: str, verb: str, payload: Any = None) -> bool:
+        """Send to a process; False if it is not connected (gone or never came)."""
+        try:
+            self.sock.send_multipart([name.encode(), _pack(verb, payload)], zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError:
+            return False
+
+    def recv(self, timeout_s: float) -> tuple[str, str, Any] | None:
+        """Next (name, verb, payload), or None after ``timeout_s`` without one."""
+        if not self.sock.poll(max(0, int(timeout_s * 1000))):
+            return None
+        frames = self.sock.recv_multipart()
+        if len(frames) != 2:
+            return None
+        try:
+            verb, payload = _unpack(frames[1])
+        except Exception:
+            return None
+        return frames[0].decode(errors="replace"), verb, payload
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class ControlLink:
+    """Process side. With no endpoint (started by hand) it reports nothing and starts at once."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str | None, name: str) -> None:
+        self.sock: zmq.Socket | None = None
+        if endpoint:
+            self.sock = ctx.socket(zmq.DEALER)
+            self.sock.setsockopt(zmq.LINGER, sockets.LINGER_MS)
+            self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
+            self.sock.connect(endpoint)
+
+    def send(self, verb: str, payload: Any = None) -> None:
+        if self.sock is not None:
+            self.sock.send(_pack(verb, payload))
+
+    def poll_command(self) -> str | None:
+        """A pending command from the launcher, without blocking."""
+        if self.sock is None:
+            return None
+        try:
+            body = self.sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        try:
+            return _unpack(body)[0]
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()

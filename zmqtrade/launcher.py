@@ -1,0 +1,306 @@
+"""The launcher: starts a topology's processes, supervises them, stops them, reports.
+
+Start: processes come up in dependency levels (binders first, then those that subscribe to
+them); each level starts only when the previous one said READY over the control socket,
+and the endpoints binders actually bound (``tcp://host:*`` resolved) are written into the
+topology the next level reads. When all are ready the launcher sends ``start`` and the
+gateway begins streaming, so no subscriber misses the start of a stream.
+
+Stop: gateway first, then the orderbook, the strategies and the order manager last, so
+orders in flight still get their replies. Each stage has a grace period, then SIGKILL. The
+book segment and any ipc socket files are removed whatever happened, Ctrl-C and crashed
+children included.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import psutil
+import zmq
+
+from zmqtrade import book as book_mod
+from zmqtrade import control, journal, report
+from zmqtrade import topology as topo_mod
+from zmqtrade.child import Child, module_argv
+from zmqtrade.topology import Topology
+
+log = logging.getLogger("zmqtrade.launcher")
+
+READY_TIMEOUT_S = 30.0
+STOP_GRACE_S = 8.0
+STATS_AFTER_EXIT_S = 1.0
+LOG_TAIL_LINES = 15
+
+
+def start_levels(topo: Topology) -> list[list[str]]:
+    """Who starts together: binders with no inputs, then the book's writer, then readers."""
+    return [["gateway", "ordermanager"], ["orderbook"], list(topo.strategies)]
+
+
+def stop_stages(topo: Topology) -> list[list[str]]:
+    return [["gateway"], ["orderbook"], list(topo.strategies), ["ordermanager"]]
+
+
+def default_run_dir(topo: Topology) -> Path:
+    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{topo.name}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class ConsoleTail(threading.Thread):
+    """The console's merged view: new lines of every child's log, prefixed with its name.
+
+    It reads the log files (the children never write to a pipe the launcher must drain), so
+    it is a viewer only: it polls for new bytes, which synchronises nothing.
+    """
+
+    def __init__(self, children: Callable[[], Sequence[Child]], width: int, verbose: bool) -> None:
+        super().__init__(name="console-tail", daemon=True)
+        self.children = children
+        self.verbose = verbose
+        self.width = width
+        self._offsets: dict[str, int] = {}
+        self._partial: dict[str, str] = {}
+        self._stop_evt = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_evt.wait(0.2):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        for c in self.children():
+            try:
+                with open(c.log_path, "rb") as fh:
+                    fh.seek(self._offsets.get(c.name, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            if not data:
+                continue
+            self._offsets[c.name] = self._offsets.get(c.name, 0) + len(data)
+            text = self._partial.pop(c.name, "") + data.decode(errors="replace")
+            lines = text.split("\n")
+            if lines[-1]:
+                self._partial[c.name] = lines[-1]
+            for line in lines[:-1]:
+                if not self.verbose and ": order " in line:
+                    continue
+                print(f"{c.name:>{self.width}} | {line}", flush=True)
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        if self.is_alive():
+            self.join(2.0)
+
+
+class Launcher:
+    def __init__(self, topo: Topology, run_dir: Path, duration_s: float | None = None,
+                 verbose: bool = False, console: bool = True) -> None:
+        self.topo = topo
+        self.run_dir = run_dir.resolve()
+        self.duration_s = topo.duration_s if duration_s is None else duration_s
+        self.verbose = verbose
+        self.console = console
+        self.children: dict[str, Child] = {}
+        self.failures: list[dict[str, Any]] = []
+        self.interrupts = 0
+        self.stream_started = 0.0
+        self.stream_stopped = 0.0
+        self._t0 = time.monotonic()
+        self._next_sample = 0.0
+        self.me = Child("launcher", "launcher", [], self.run_dir / "launcher.log")
+        self.me.ps = psutil.Process()
+        self.me.ps.cpu_percent(None)
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.interrupts += 1
+        if self.interrupts == 1:
+            print(f"\nlauncher | {signal.Signals(signum).name}: stopping the stack (again to kill it)", flush=True)
+        else:
+            for c in self.children.values():
+                c.send_signal(signal.SIGKILL)
+
+    # ------------------------------------------------------------------ helpers
+    def _write_topology(self) -> Path:
+        path = self.run_dir / "topology.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.topo.to_dict(), indent=2))
+        os.replace(tmp, path)
+        return path
+
+    def _spawn(self, name: str, topo_path: Path) -> Child:
+        kind = self.topo.kind_of(name)
+        argv = [*module_argv(kind), str(topo_path), "--name", name, "--control", self.control.endpoint,
+                "--book", self.book.name, "--run-dir", str(self.run_dir), "--parent-pid", str(os.getpid())]
+        child = Child(name, kind, argv, self.run_dir / f"{name}.log")
+        self.children[name] = child
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        child.start(env)
+        return child
+
+    def _sample_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sample:
+            return
+        self._next_sample = now + self.topo.report.sample_interval_s
+        t = now - self._t0
+        for c in (self.me, *self.children.values()):
+            c.sample(t)
+
+    def _pump(self, timeout_s: float) -> None:
+        """Handle control messages for up to ``timeout_s`` and take samples when due."""
+        msg = self.control.recv(timeout_s)
+        while msg is not None:
+            name, verb, payload = msg
+            child = self.children.get(name)
+            if child is not None:
+                if verb == control.READY:
+                    child.ready = True
+                    child.endpoints = dict((payload or {}).get("endpoints", {}))
+                elif verb == control.STATS:
+                    child.stats = payload
+            msg = self.control.recv(0)
+        self._sample_due()
+
+    def _check_exits(self, stopping: bool) -> Child | None:
+        """The first child found dead that was not told to stop, if any."""
+        for c in self.children.values():
+            code = c.exit_code
+            if code is None or c.expected_exit or any(f["process"] == c.name for f in self.failures):
+                continue
+            if stopping and code == 0:
+                continue
+            self._fail(c, f"exited with code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}")
+            return c
+        return None
+
+    def _fail(self, c: Child, reason: str) -> None:
+        tail = c.tail(LOG_TAIL_LINES)
+        self.failures.append({"process": c.name, "exit_code": c.exit_code, "reason": reason, "log_tail": tail})
+        print(f"launcher | {c.name} (pid {c.pid}) {reason}; last lines of {c.log_path}:", flush=True)
+        for line in tail:
+            print(f"launcher |   {line}", flush=True)
+
+    # ------------------------------------------------------------------ phases
+    def _start(self) -> bool:
+        for level in start_levels(self.topo):
+            if not level:
+                continue
+            topo_path = self._write_topology()
+            for name in level:
+                self._spawn(name, topo_path)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not all(self.children[n].ready for n in level):
+                if self.interrupts or self._check_exits(stopping=False):
+                    return False
+                if time.monotonic() >= deadline:
+                    for n in level:
+                        if not self.children[n].ready:
+                            self._fail(self.children[n], f"not ready within {READY_TIMEOUT_S:.0f} s")
+                    return False
+                self._pump(0.05)
+            resolved: dict[str, str] = {}
+            for n in level:
+                resolved.update(self.children[n].endpoints)
+            self.topo = self.topo.replace_endpoints(resolved)
+        self._write_topology()
+        return True
+
+    def _supervise(self) -> None:
+        for name in self.children:
+            self.control.send(name, control.START)
+        self.stream_started = time.monotonic()
+        log.info("stack ready; streaming for %s", f"{self.duration_s:g} s" if self.duration_s else "ever (Ctrl-C stops)")
+        end = self.stream_started + self.duration_s if self.duration_s else float("inf")
+        while not self.interrupts:
+            now = time.monotonic()
+            if now >= end:
+                break
+            self._pump(min(0.1, end - now))
+            if self._check_exits(stopping=False):
+                break
+
+    def _stop(self) -> None:
+        self.stream_stopped = self.stream_stopped or time.monotonic()
+        for stage in stop_stages(self.topo):
+            members = [self.children[n] for n in stage if n in self.children]
+            for c in members:
+                c.expected_exit = True
+                if c.running:
+                    if not self.control.send(c.name, control.STOP):
+                        c.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + (0 if self.interrupts > 1 else STOP_GRACE_S)
+            while any(c.running for c in members) and time.monotonic() < deadline:
+                self._pump(0.05)
+            for c in members:
+                if c.running:
+                    self.failures.append({"process": c.name, "exit_code": None,
+                                          "reason": f"did not stop within {STOP_GRACE_S:.0f} s; killed",
+                                          "log_tail": c.tail(LOG_TAIL_LINES)})
+                    c.send_signal(signal.SIGKILL)
+                    c.wait(5.0)
+            stats_deadline = time.monotonic() + STATS_AFTER_EXIT_S
+            while any(c.stats is None and c.exit_code == 0 for c in members) and time.monotonic() < stats_deadline:
+                self._pump(0.05)
+            for c in members:
+                if c.exit_code not in (0, None) and not c.killed and not any(f["process"] == c.name for f in self.failures):
+                    self._fail(c, f"exited with code {c.exit_code} while stopping")
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> int:
+        """Run the stack; 0 on a clean run (also after Ctrl-C), 1 when a process failed."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in book_mod.sweep_stale():
+            log.info("removed stale book segment %s", name)
+        self.topo = topo_mod.substitute_run_dir(self.topo, self.run_dir)
+        ctx = zmq.Context()
+        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.control = control.ControlServer(ctx, self.topo.control)
+        self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
+        self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
+        tail = ConsoleTail(lambda: list(self.children.values()),
+                           max(len(n) for n in self.topo.process_names()), self.verbose)
+        if self.console:
+            tail.start()
+        code = 1
+        try:
+            if self._start():
+                self._supervise()
+        finally:
+            self._stop()
+            tail.stop()
+            code = 1 if self.failures else 0
+            self._finish(code)
+            self.book.close()
+            self.control.close()
+            ctx.term()
+            for path in topo_mod.ipc_paths(self.topo):
+                path.unlink(missing_ok=True)
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        return code
+
+    def _finish(self, code: int) -> None:
+        duration = (self.stream_stopped - self.stream_started) if self.stream_started else 0.0
+        journal_path = self.run_dir / journal.FILENAME
+        records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
+        rep = report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
+                           self.children.values(), records, self.failures, launcher=self.me)
+        report.write(self.run_dir, rep, [self.me, *self.children.values()])
+        print(report.summary(rep), flush=True)
+        print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)

@@ -1,0 +1,127 @@
+"""The run report: ``report.json`` (a documented contract), ``resources.csv`` and a summary.
+
+``counters`` adds each process's counters into stack-wide totals, each taken from the kind of
+process that owns it, so ``orders_rejected`` means rejects as the strategies saw them and is
+not counted twice by the order manager.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from zmqtrade import metrics
+from zmqtrade.child import Child
+
+REPORT_VERSION = 1
+
+TOTALS: dict[str, tuple[str, ...]] = {
+    "ticks_published": ("gateway",),
+    "news_published": ("gateway",),
+    "ticks_applied": ("orderbook",),
+    "tick_gaps": ("orderbook",),
+    "tick_duplicates": ("orderbook",),
+    "doorbells": ("orderbook",),
+    "news_received": ("strategy",),
+    "news_gaps": ("strategy",),
+    "doorbell_gaps": ("strategy",),
+    "quotes_read": ("strategy",),
+    "orders_sent": ("strategy",),
+    "orders_acked": ("strategy",),
+    "orders_rejected": ("strategy",),
+    "orders_unanswered": ("strategy",),
+    "orders_received": ("ordermanager",),
+    "orders_filled": ("ordermanager",),
+    "duplicate_orders": ("ordermanager",),
+    "malformed_messages": ("gateway", "orderbook", "strategy", "ordermanager"),
+}
+
+
+def totals(children: Iterable[Child]) -> dict[str, int]:
+    out = {k: 0 for k in TOTALS}
+    for c in children:
+        counters = (c.stats or {}).get("counters", {})
+        for key, kinds in TOTALS.items():
+            if c.kind in kinds:
+                out[key] += int(counters.get(key, 0))
+    return out
+
+
+def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
+    series: dict[str, list[bytes]] = {}
+    for c in children:
+        for name, chunk in ((c.stats or {}).get("latency_ns") or {}).items():
+            series.setdefault(name, []).append(chunk)
+    series.setdefault("tick_to_ack", [])
+    return {name: metrics.summarize_us(metrics.from_bytes(chunks)) for name, chunks in series.items()}
+
+
+def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
+          children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
+          launcher: Child | None = None) -> dict[str, Any]:
+    children = list(children)
+    processes: dict[str, Any] = {}
+    for c in ([launcher] if launcher else []) + children:
+        processes[c.name] = {
+            "kind": c.kind, "pid": c.pid,
+            "exit_code": c.exit_code if c is not launcher else exit_code,
+            "killed": c.killed,
+            **c.resources(),
+            "counters": (c.stats or {}).get("counters", {}),
+        }
+    counts = totals(children)
+    counts["journal_records"] = journal_records
+    return {
+        "report_version": REPORT_VERSION,
+        "topology": topology,
+        "source": source,
+        "run_dir": str(run_dir),
+        "duration_s": round(duration_s, 3),
+        "exit_code": exit_code,
+        "failures": failures,
+        "processes": processes,
+        "counters": counts,
+        "latency_us": latency(children),
+    }
+
+
+def write(run_dir: Path, report: Mapping[str, Any], children: Iterable[Child]) -> None:
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    with open(run_dir / "resources.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["t_s", "process", "cpu_percent", "rss_bytes", "uss_bytes", "threads", "ctx_switches", "open_fds"])
+        rows = [(s.t_s, c.name, s) for c in children for s in c.samples]
+        for t, name, s in sorted(rows, key=lambda r: (r[0], r[1])):
+            w.writerow([f"{t:.3f}", name, s.cpu_percent, s.rss_bytes, s.uss_bytes, s.threads, s.ctx_switches, s.open_fds])
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f}"
+
+
+def summary(report: Mapping[str, Any]) -> str:
+    """The human summary printed at the end of a run."""
+    lines = [f"run {report['topology']}: {report['duration_s']:.1f} s streaming, exit {report['exit_code']}",
+             "",
+             f"  {'process':<14}{'kind':<14}{'exit':>5}{'cpu% mean':>11}{'cpu% max':>10}{'rss MB':>9}{'uss MB':>9}"]
+    for name, p in report["processes"].items():
+        code = "-" if p["exit_code"] is None else ("kill" if p.get("killed") else str(p["exit_code"]))
+        lines.append(f"  {name:<14}{p['kind']:<14}{code:>5}{p['cpu_percent']['mean']:>11.1f}"
+                     f"{p['cpu_percent']['max']:>10.1f}{_mb(p['rss_bytes']['max']):>9}{_mb(p['uss_bytes']['max']):>9}")
+    c = report["counters"]
+    lines += ["",
+              f"  ticks   published {c['ticks_published']}  applied {c['ticks_applied']}  gaps {c['tick_gaps']}",
+              f"  news    published {c['news_published']}  received {c['news_received']}  gaps {c['news_gaps']}",
+              f"  orders  sent {c['orders_sent']}  acked {c['orders_acked']}  rejected {c['orders_rejected']}"
+              f"  unanswered {c['orders_unanswered']}  journal {c['journal_records']}",
+              f"  malformed messages {c['malformed_messages']}"]
+    for name, lat in report["latency_us"].items():
+        if lat["count"]:
+            lines.append(f"  {name} (us, n={lat['count']}): p50 {lat['p50']:.0f}  p90 {lat['p90']:.0f}  "
+                         f"p99 {lat['p99']:.0f}  p99.9 {lat['p999']:.0f}  max {lat['max']:.0f}")
+        else:
+            lines.append(f"  {name}: no samples")
+    for f in report["failures"]:
+        lines.append(f"  FAILED {f['process']}: {f['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""What every zmqtrade process has in common: arguments, logging, signals and lifecycle.
+
+A component subclasses :class:`Service` and its module's ``main()`` calls :func:`serve`.
+The lifecycle is the same for all of them, and mirrors the launcher's side of it::
+
+    open()          bind / connect sockets, attach the book
+    await_ready()   wait until every subscription is confirmed (publisher's WELCOME)
+    -> "ready"      tell the launcher, with the endpoints actually bound
+    <- "start"      wait, servicing publishers so late subscribers get welcomed
+    run()           the event loop, until "stop" or SIGTERM/SIGINT, then drain
+    -> "stats"      counters and latency samples, then close everything and exit 0
+
+Started by hand (no ``--control``) a process skips the handshake and runs until a signal.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
+
+import zmq
+
+from zmqtrade import control, sockets, topology, wire
+from zmqtrade.topology import Topology
+
+READY_TIMEOUT_S = 15.0
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+LOG_DATEFMT = "%H:%M:%S"
+PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
+
+
+class Service:
+    """Base of the four components; subclasses fill in the hooks."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, topo: Topology, name: str, args: argparse.Namespace, ctx: zmq.Context) -> None:
+        self.topo = topo
+        self.name = name
+        self.args = args
+        self.ctx = ctx
+        self.log = logging.getLogger(f"zmqtrade.{name}")
+        self.stopping = False
+        self.link: control.ControlLink | None = None
+        self.counters: dict[str, int] = {"malformed_messages": 0}
+        self.publishers: list[zmq.Socket] = []
+        self.subscribers_seen = 0
+        self._sockets: list[zmq.Socket] = []
+        self._owned: list[Any] = []
+
+    # ------------------------------------------------------------------ hooks
+    def open(self) -> dict[str, str]:
+        """Bind and connect; returns {topology path: endpoint bound} for what it binds."""
+        return {}
+
+    def await_ready(self, deadline: float) -> None:
+        """Block until inputs are confirmed flowing (e.g. welcomes received)."""
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def latency_samples(self) -> dict[str, bytes]:
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+    def track(self, sock: zmq.Socket) -> zmq.Socket:
+        """Remember a socket so it is closed (with LINGER) at exit."""
+        self._sockets.append(sock)
+        return sock
+
+    def own(self, resource: T) -> T:
+        """Remember anything with a ``close()`` (book, journal) so it is released at exit."""
+        self._owned.append(resource)
+        return resource
+
+    def service_control(self) -> None:
+        """Act on a pending launcher command; call when the control socket is readable."""
+        if self.link is not None and self.link.poll_command() == control.STOP:
+            self.request_stop()
+
+    def drain(self, sock: zmq.Socket, kind: wire.Kind, decode: Callable[[tuple], Any],
+              limit: int = 4096) -> tuple[list[Any], bool]:
+        """Read what is queued on a subscriber: (decoded messages of ``kind``, end of stream seen).
+
+        Malformed or unexpected bodies are counted, never raised; a WELCOME after the first
+        means the publisher came back (a reconnect), and is counted as ``resubscribed``.
+        """
+        out: list[Any] = []
+        eos = False
+        c = self.counters
+        for _ in range(limit):
+            try:
+                body = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                k, fields = wire.unpack(body)
+                if k is kind:
+                    out.append(decode(fields))
+                elif k is wire.Kind.EOS:
+                    eos = True
+                elif k is wire.Kind.WELCOME:
+                    c["resubscribed"] = c.get("resubscribed", 0) + 1
+                else:
+                    raise wire.WireError(f"unexpected {k.name}, expected {kind.name}")
+            except wire.WireError as exc:
+                c["malformed_messages"] += 1
+                self.log.debug("malformed message: %s", exc)
+        return out, eos
+
+    def service_publishers(self) -> None:
+        for pub in self.publishers:
+            self.subscribers_seen += max(0, sockets.drain_subscriptions(pub))
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            self.log.info("stopping")
+        self.stopping = True
+
+    def stats(self) -> dict[str, Any]:
+        return {"kind": self.kind, "counters": dict(self.counters), "latency_ns": self.latency_samples()}
+
+    def _wait_start(self) -> bool:
+        """Wait for ``start``; True to run, False if told to stop first."""
+        if self.link is None or self.link.sock is None:
+            return True
+        poller = zmq.Poller()
+        poller.register(self.link.sock, zmq.POLLIN)
+        for pub in self.publishers:
+            poller.register(pub, zmq.POLLIN)
+        while not self.stopping:
+            events = dict(poller.poll(100))
+            if self.publishers:
+                self.service_publishers()
+            if self.link.sock in events:
+                cmd = self.link.poll_command()
+                if cmd == control.START:
+                    return True
+                if cmd == control.STOP:
+                    return False
+        return False
+
+    def release(self) -> None:
+        """Close owned resources (newest first), then sockets; safe after a failed ``open``."""
+        while self._owned:
+            self._owned.pop().close()
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+
+# --------------------------------------------------------------------------- runner
+def arg_parser(kind: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m zmqtrade.{kind}",
+                                description=f"Run the zmqtrade {kind} of a topology.")
+    p.add_argument("topology", help="topology file (YAML or the launcher's resolved JSON)")
+    p.add_argument("--name", default=None, help=f"process name in the topology (default: {kind})")
+    p.add_argument("--control", default=None, help="launcher control endpoint (omit when started by hand)")
+    p.add_argument("--book", default=None, help="shared-memory book segment name")
+    p.add_argument("--run-dir", default=".", help="where journals and other run files go")
+    p.add_argument("--parent-pid", type=int, default=0, help="exit if this process (the launcher) dies")
+    return p
+
+
+def default_book_name(topo: Topology) -> str:
+    """The segment name used when a process is started by hand without ``--book``."""
+    return f"zmqtrade_hand_{topo.name}"
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM us when the launcher dies, so a killed launcher leaves no orphans."""
+    if not parent_pid:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
+    """Run one component process to completion; returns its exit status."""
+    args = arg_parser(cls.kind).parse_args(argv)
+    name = args.name or cls.kind
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT, datefmt=LOG_DATEFMT)
+    log = logging.getLogger(f"zmqtrade.{name}")
+    try:
+        topo = topology.load(args.topology)
+    except topology.TopologyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if name not in topo.process_names() or topo.kind_of(name) != cls.kind:
+        print(f"{args.topology}: no {cls.kind} named {name!r} in this topology", file=sys.stderr)
+        return 2
+    args.run_dir = Path(args.run_dir)
+    args.book = args.book or default_book_name(topo)
+
+    ctx = zmq.Context()
+    svc = cls(topo, name, args, ctx)
+    signal.signal(signal.SIGTERM, lambda *_: svc.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: svc.request_stop())
+    _die_with_parent(args.parent_pid)
+    svc.link = control.ControlLink(ctx, args.control, name)
+    try:
+        bound = svc.open()
+        svc.await_ready(time.monotonic() + READY_TIMEOUT_S)
+        svc.link.send(control.READY, {"pid": os.getpid(), "endpoints": bound})
+        log.info("ready (pid %d)%s", os.getpid(), "".join(f" {k}={v}" for k, v in bound.items()))
+        if svc._wait_start():
+            svc.run()
+        svc.link.send(control.STATS, svc.stats())
+        log.info("done: %s", " ".join(f"{k}={v}" for k, v in svc.counters.items()))
+        return 0
+    except TimeoutError as exc:
+        log.error("not ready within %.0f s: %s", READY_TIMEOUT_S, exc)
+        return 1
+    finally:
+        svc.release()
+        svc.link.close()
+        ctx.term()

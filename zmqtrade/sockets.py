@@ -1,0 +1,102 @@
+"""Socket factories: every socket zmqtrade opens gets its options here, in one place.
+
+All sockets get LINGER (so close never hangs and never silently drops a reply we meant to
+send within the grace period) and MAXMSGSIZE (a peer cannot make us allocate a huge frame).
+Publishers are XPUBs with a welcome message: a subscriber only counts as connected once the
+welcome arrived, which proves the publisher holds its subscription. That is how the launcher
+knows no subscriber will miss the start of a stream.
+"""
+from __future__ import annotations
+
+import time
+
+import zmq
+
+from zmqtrade import wire
+
+LINGER_MS = 1000
+
+
+def _base(ctx: zmq.Context, kind: int) -> zmq.Socket:
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, LINGER_MS)
+    sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_BODY + 1024)
+    return sock
+
+
+def bound_endpoint(sock: zmq.Socket) -> str:
+    """The endpoint actually bound (resolves ``tcp://host:*`` to the port the OS picked)."""
+    return sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+
+def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: int, lossless: bool) -> zmq.Socket:
+    """A bound XPUB that greets every new subscriber with a WELCOME message.
+
+    ``lossless`` sets XPUB_NODROP: a slow subscriber makes ``send`` block (we send with
+    NOBLOCK and count EAGAIN) instead of silently dropping at the high-water mark.
+    """
+    sock = _base(ctx, zmq.XPUB)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.XPUB_WELCOME_MSG, wire.encode_welcome(stream, session))
+    if lossless:
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.bind(endpoint)
+    return sock
+
+
+def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000) -> zmq.Socket:
+    sock = _base(ctx, zmq.SUB)
+    # A SUB only ever sends its subscription; once the publisher is gone that message waits
+    # for a reconnect that never comes, and a non-zero linger would hold up exit for nothing.
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    return sock
+
+
+def await_welcome(sock: zmq.Socket, deadline: float) -> wire.Welcome:
+    """Block until the publisher's WELCOME arrives, or raise TimeoutError at ``deadline``."""
+    while True:
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0 or not sock.poll(left_ms):
+            raise TimeoutError(f"no welcome from {sock.getsockopt(zmq.LAST_ENDPOINT).decode() or 'publisher'}")
+        try:
+            kind, fields = wire.unpack(sock.recv())
+        except wire.WireError:
+            continue
+        if kind is wire.Kind.WELCOME:
+            return wire.as_welcome(fields)
+
+
+def router(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
+    sock = _base(ctx, zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted client takes its identity back
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # replies to a vanished client raise, not vanish
+    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.RCVHWM, 100_000)
+    sock.bind(endpoint)
+    return sock
+
+
+def dealer(ctx: zmq.Context, endpoint: str, identity: str) -> zmq.Socket:
+    sock = _base(ctx, zmq.DEALER)
+    sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.RCVHWM, 100_000)
+    sock.connect(endpoint)
+    return sock
+
+
+def drain_subscriptions(sock: zmq.Socket) -> int:
+    """Read pending (un)subscribe notifications off an XPUB; returns the net change."""
+    delta = 0
+    while True:
+        try:
+            msg = sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return delta
+        if msg[:1] == b"\x01":
+            delta += 1
+        elif msg[:1] == b"\x00":
+            delta -= 1

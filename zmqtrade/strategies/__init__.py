@@ -1,0 +1,33 @@
+"""Strategies: the base class, the built-ins, and loading one by name or ``module:Class``."""
+from __future__ import annotations
+
+import importlib
+
+from zmqtrade.strategies.base import BUY, SELL, OrderRequest, Strategy
+
+BUILTINS = {
+    "ma_news": "zmqtrade.strategies.ma_news:MovingAverageNews",
+    "rsi": "zmqtrade.strategies.rsi:RsiReversion",
+}
+
+__all__ = ["BUILTINS", "BUY", "SELL", "OrderRequest", "Strategy", "StrategyLoadError", "load_strategy_class"]
+
+
+class StrategyLoadError(ValueError):
+    """The strategy named in a topology cannot be found or is not a Strategy."""
+
+
+def load_strategy_class(spec: str) -> type[Strategy]:
+    """A built-in name (``ma_news``, ``rsi``) or ``package.module:ClassName``."""
+    path = BUILTINS.get(spec, spec)
+    if ":" not in path:
+        raise StrategyLoadError(f"{spec!r} is neither a built-in ({', '.join(BUILTINS)}) nor module:Class")
+    module_name, _, cls_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise StrategyLoadError(f"cannot import {module_name!r} ({exc}); check it is installed or on PYTHONPATH") from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise StrategyLoadError(f"{module_name} has no Strategy subclass named {cls_name!r}")
+    return cls

@@ -1,0 +1,108 @@
+"""The base class a user subclasses to write a strategy.
+
+The strategy process calls three callbacks, all on one thread, never concurrently:
+
+- ``on_quote(quote)``: a symbol of yours changed in the shared book. ``quote`` is the latest
+  consistent value (bid, ask, last, size, tick_seq, tick_ts...). Updates that arrived while
+  you were busy are conflated: you see the newest value once, not every tick.
+- ``on_news(news)``: a sentiment reading (0-100) for one of your symbols.
+- ``on_reply(reply, order)``: the order manager filled or rejected ``order``.
+
+``on_quote`` and ``on_news`` may return orders (an iterable of :class:`OrderRequest`) or call
+:meth:`submit`; both are sent. :attr:`position` holds the filled position per symbol in shares.
+Parameters come from the topology's ``params`` and are checked against :attr:`defaults`
+before anything starts: an unknown name or a value of the wrong type is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+from zmqtrade.book import Quote
+from zmqtrade.wire import News, Reply
+
+BUY, SELL = "BUY", "SELL"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order a strategy wants sent; ``tag`` is the strategy's own, returned in ``on_reply``."""
+
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    tag: Any = None
+
+
+class Strategy:
+    """Subclass this; override the callbacks you need and declare ``defaults``."""
+
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    """Parameter names and default values; a value's type is the type a parameter must have."""
+    ranges: ClassVar[Mapping[str, tuple[float | None, float | None]]] = {}
+    """Optional inclusive (low, high) bounds for numeric parameters; None leaves a side open."""
+
+    def __init__(self, name: str, symbols: Sequence[str], qty: int, params: Mapping[str, Any]) -> None:
+        self.name = name
+        self.symbols = tuple(symbols)
+        self.qty = qty
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.position: dict[str, int] = {s: 0 for s in self.symbols}
+        self._outbox: list[OrderRequest] = []
+
+    # ------------------------------------------------------------------ callbacks
+    def on_quote(self, quote: Quote) -> Iterable[OrderRequest] | None:
+        return None
+
+    def on_news(self, news: News) -> Iterable[OrderRequest] | None:
+        return None
+
+    def on_reply(self, reply: Reply, order: OrderRequest) -> None:
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def submit(self, order: OrderRequest) -> None:
+        """Queue an order; it is sent when the current callback returns."""
+        self._outbox.append(order)
+
+    def take_orders(self, returned: Iterable[OrderRequest] | None) -> list[OrderRequest]:
+        """Orders from a callback's return value and from :meth:`submit`, in that order."""
+        orders = list(returned) if returned else []
+        if self._outbox:
+            orders.extend(self._outbox)
+            self._outbox.clear()
+        return orders
+
+    def record_fill(self, order: OrderRequest) -> None:
+        self.position[order.symbol] += order.qty if order.side == BUY else -order.qty
+
+    @classmethod
+    def problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(parameter, why) for each unacceptable parameter; ``""`` names the combination."""
+        out = [(k, msg) for k, v in params.items() if (msg := cls.check_param(k, v))]
+        if not out:
+            out = [("", msg) for msg in cls.check_combination({**cls.defaults, **params})]
+        return out
+
+    @classmethod
+    def check_combination(cls, params: Mapping[str, Any]) -> list[str]:
+        """Override to refuse parameter combinations (each value already passed its own check)."""
+        return []
+
+    @classmethod
+    def check_param(cls, key: str, value: Any) -> str | None:
+        """Why ``key: value`` is not acceptable, or None if it is."""
+        if key not in cls.defaults:
+            known = ", ".join(sorted(cls.defaults)) or "none"
+            return f"unknown parameter for {cls.__name__} (known: {known})"
+        want = type(cls.defaults[key])
+        ok = isinstance(value, want) and not (isinstance(value, bool) and want is not bool)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            return f"expected {want.__name__}, got {type(value).__name__} {value!r}"
+        lo, hi = cls.ranges.get(key, (None, None))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            return f"{value!r} is outside {lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+        return None

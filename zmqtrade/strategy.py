@@ -1,0 +1,183 @@
+"""Strategy process: wakes on doorbell, news and order replies; decides; sends orders.
+
+Event driven, never spinning: one poll over the doorbell, news and order sockets. On a
+doorbell it drains every pending ring first, then reads each changed symbol of its own once
+from the shared book (conflation: the newest value, once). Each order carries the tick's
+gateway timestamp, so the ack's arrival gives tick-to-ack latency.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Iterable, Sequence
+
+import zmq
+
+from zmqtrade import metrics, sockets, wire
+from zmqtrade.book import Book
+from zmqtrade.service import Service, serve
+from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
+
+MAX_DRAIN = 4096
+HOPS = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt")
+"""Latency series a strategy records, all from the stamps an order carries (see README)."""
+STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
+STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
+
+
+class StrategyProcess(Service):
+    kind = "strategy"
+
+    def open(self) -> dict[str, str]:
+        topo, spec = self.topo, self.topo.strategies[self.name]
+        self.book = self.own(Book.attach(self.args.book, timeout=5.0))
+        self.mine = {self.book.index[s] for s in spec.symbols}
+        self.strategy: Strategy = load_strategy_class(spec.cls)(self.name, spec.symbols, spec.qty, spec.params)
+        self.doorbell = self.track(sockets.subscriber(self.ctx, topo.orderbook.doorbell, topo.orderbook.hwm))
+        self.news = self.track(sockets.subscriber(self.ctx, topo.gateway.news, topo.gateway.hwm))
+        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name))
+        self.pending: dict[int, tuple[OrderRequest, wire.Order]] = {}
+        self.next_clordid = 1
+        self.latency = {name: metrics.LatencyRecorder() for name in HOPS}
+        self.counters.update(doorbells=0, doorbell_gaps=0, quotes_read=0, unwritten_skipped=0,
+                             news_received=0, news_gaps=0, orders_sent=0, orders_acked=0,
+                             orders_rejected=0, unmatched_replies=0, resubscribed=0)
+        return {}
+
+    def await_ready(self, deadline: float) -> None:
+        sockets.await_welcome(self.doorbell, deadline)
+        sockets.await_welcome(self.news, deadline)
+
+    # ------------------------------------------------------------------ orders
+    def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
+        for req in orders:
+            cid = self.next_clordid
+            self.next_clordid += 1
+            send_ts = time.monotonic_ns()
+            order = wire.Order(cid, self.name, req.symbol, req.side, req.qty, float(req.price),
+                               tick_ts, book_ts, decide_ts, send_ts)
+            self.orders.send(wire.encode_order(order))
+            self.pending[cid] = (req, order)
+            self.counters["orders_sent"] += 1
+
+    def on_replies(self) -> None:
+        c = self.counters
+        for _ in range(MAX_DRAIN):
+            try:
+                body = self.orders.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            now = time.monotonic_ns()
+            try:
+                kind, fields = wire.unpack(body)
+                if kind is not wire.Kind.REPLY:
+                    raise wire.WireError(f"unexpected {kind.name} on the order socket")
+                reply = wire.as_reply(fields)
+            except wire.WireError:
+                c["malformed_messages"] += 1
+                continue
+            entry = self.pending.pop(reply.clordid, None)
+            if entry is None:
+                c["unmatched_replies"] += 1
+                continue
+            req, sent = entry
+            if reply.filled:
+                c["orders_acked"] += 1
+                self.strategy.record_fill(req)
+                if sent.tick_ts:
+                    self.record_hops(sent, now)
+            else:
+                c["orders_rejected"] += 1
+                self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol, reply.detail)
+            self.strategy.on_reply(reply, req)
+            self.send_orders(self.strategy.take_orders(None), 0, 0, time.monotonic_ns())
+
+    def record_hops(self, o: wire.Order, ack_ns: int) -> None:
+        """Latency of each hop of a tick-driven order, from the stamps it carried."""
+        lat = self.latency
+        lat["tick_to_ack"].record(ack_ns - o.tick_ts)
+        lat["tick_to_book"].record(o.book_ts - o.tick_ts)
+        lat["book_to_decision"].record(o.decide_ts - o.book_ts)
+        lat["order_rtt"].record(ack_ns - o.send_ts)
+
+    # ------------------------------------------------------------------ feeds
+    def on_doorbells(self) -> bool:
+        """Drain the doorbell, act on each changed symbol once; True at end of stream."""
+        c = self.counters
+        bells, eos = self.drain(self.doorbell, wire.Kind.DOORBELL, wire.as_doorbell)
+        changed: set[int] = set()
+        for bell in bells:
+            if bell.seq > self._bell_expected:
+                c["doorbell_gaps"] += bell.seq - self._bell_expected
+            self._bell_expected = bell.seq + 1
+            changed.update(bell.slots)
+        c["doorbells"] += len(bells)
+        for slot in changed & self.mine:
+            quote = self.book.read(slot)
+            if quote is None:
+                c["unwritten_skipped"] += 1
+                continue
+            c["quotes_read"] += 1
+            orders = self.strategy.take_orders(self.strategy.on_quote(quote))
+            if orders:
+                self.send_orders(orders, quote.tick_ts, quote.write_ts, time.monotonic_ns())
+        return eos
+
+    def on_news(self) -> bool:
+        c = self.counters
+        items, eos = self.drain(self.news, wire.Kind.NEWS, wire.as_news)
+        symbols = self.strategy.symbols
+        for news in items:
+            if news.seq > self._news_expected:
+                c["news_gaps"] += news.seq - self._news_expected
+            self._news_expected = news.seq + 1
+            if news.symbol in symbols:
+                orders = self.strategy.take_orders(self.strategy.on_news(news))
+                if orders:  # news-driven: no tick behind it, so no tick-to-ack sample
+                    self.send_orders(orders, 0, 0, time.monotonic_ns())
+        c["news_received"] += len(items)
+        return eos
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> None:
+        self._bell_expected = self._news_expected = 1
+        poller = zmq.Poller()
+        for sock in (self.doorbell, self.news, self.orders):
+            poller.register(sock, zmq.POLLIN)
+        ctl = self.link.sock if self.link is not None else None
+        if ctl is not None:
+            poller.register(ctl, zmq.POLLIN)
+        bell_eos = news_eos = False
+        eos_deadline = replies_deadline = 0.0
+        while True:
+            if self.stopping:
+                now = time.monotonic()
+                eos_deadline = eos_deadline or now + STOP_EOS_S
+                if (bell_eos and news_eos) or now >= eos_deadline:
+                    replies_deadline = replies_deadline or now + STOP_REPLIES_S
+                    if not self.pending or now >= replies_deadline:
+                        break
+            events = dict(poller.poll(100 if not self.stopping else 20))
+            if self.orders in events:
+                self.on_replies()
+            if self.doorbell in events:
+                bell_eos |= self.on_doorbells()
+            if self.news in events:
+                news_eos |= self.on_news()
+            if ctl is not None and ctl in events:
+                self.service_control()
+        if self.pending:
+            self.log.warning("%d orders still unanswered at exit", len(self.pending))
+        self.counters["orders_unanswered"] = len(self.pending)
+        self.counters["latency_samples_dropped"] = self.latency["tick_to_ack"].dropped
+
+    def latency_samples(self) -> dict[str, bytes]:
+        return {name: rec.tobytes() for name, rec in self.latency.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return serve(StrategyProcess, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""The topology: one YAML file that describes a whole stack, validated before anything starts.
+
+A file is parsed with ``yaml.safe_load`` and converted into frozen dataclasses by a small
+schema-driven converter, so every problem in a file is found in one pass and reported as one
+line naming the file, the key path and the fix. Graph checks (one binder per endpoint, unique
+ports, published symbols) run after the per-key checks.
+"""
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+COMPONENTS = ("gateway", "orderbook", "ordermanager")
+"""Process names taken by the fixed components; strategies may not reuse them."""
+
+_ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\*|\d{1,5})|ipc://(?P<path>.+))$")
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._\-]{1,16}$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
+
+
+class TopologyError(Exception):
+    """A topology that must not be started; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+# --------------------------------------------------------------------------- checks
+def _positive(v: float) -> str | None:
+    return None if v > 0 and math.isfinite(v) else "must be a finite number > 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 and math.isfinite(v) else "must be a finite number >= 0"
+
+
+def _endpoint(v: str) -> str | None:
+    m = _ENDPOINT_RE.match(v)
+    if not m:
+        return (f"{v!r} is not an endpoint; write tcp://HOST:PORT (PORT may be * for one the OS "
+                f"picks) or ipc://PATH")
+    port = m.group("port")
+    if port and port != "*" and not 0 < int(port) < 65536:
+        return f"port {port} is out of range; use 1-65535 or *"
+    return None
+
+
+def _symbol(v: str) -> str | None:
+    return None if _SYMBOL_RE.match(v) else "symbols are 1-16 characters of A-Z, a-z, 0-9, '.', '_' or '-'"
+
+
+def _name(v: str) -> str | None:
+    return None if _NAME_RE.match(v) else "names start with a letter and use letters, digits, '_' or '-' (32 at most)"
+
+
+def _key(name: str, *, check: Any = None, help: str = "", yaml_key: str | None = None) -> dict[str, Any]:
+    return {"check": check, "help": help, "yaml_key": yaml_key or name}
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass(frozen=True)
+class Feed:
+    """Where price ticks come from: a seeded random walk (GBM) or a CSV replay."""
+
+    kind: Literal["random_walk", "csv"] = "random_walk"
+    seed: int = 1
+    volatility: float = field(default=0.0005, metadata=_key("volatility", check=_non_negative))
+    start_price: float = field(default=100.0, metadata=_key("start_price", check=_positive))
+    spread_bps: float = field(default=2.0, metadata=_key("spread_bps", check=_non_negative))
+    path: str | None = None
+    pace: Literal["rate", "timestamps"] = "rate"
+    speed: float = field(default=1.0, metadata=_key("speed", check=_positive))
+    loop: bool = True
+
+
+@dataclass(frozen=True)
+class Gateway:
+    prices: str = field(metadata=_key("prices", check=_endpoint, help="the endpoint the price PUB binds"))
+    news: str = field(metadata=_key("news", check=_endpoint, help="the endpoint the news PUB binds"))
+    rate: float = field(default=1000.0, metadata=_key("rate", check=_positive))
+    news_rate: float = field(default=10.0, metadata=_key("news_rate", check=_positive))
+    feed: Feed = Feed()
+    hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
+    lossless: bool = False
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    doorbell: str = field(metadata=_key("doorbell", check=_endpoint, help="the endpoint the doorbell PUB binds"))
+    hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
+
+
+@dataclass(frozen=True)
+class Risk:
+    max_order_qty: int = field(default=1_000, metadata=_key("max_order_qty", check=_positive))
+    max_position: int = field(default=10_000, metadata=_key("max_position", check=_positive))
+    max_orders_per_s: float = field(default=50_000.0, metadata=_key("max_orders_per_s", check=_positive))
+
+
+@dataclass(frozen=True)
+class OrderManager:
+    endpoint: str = field(metadata=_key("endpoint", check=_endpoint, help="the endpoint the order ROUTER binds"))
+    risk: Risk = Risk()
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    cls: str = field(metadata=_key("cls", yaml_key="class", help="a built-in name (ma_news, rsi) or module:Class"))
+    symbols: tuple[str, ...] = field(metadata=_key("symbols", check=_symbol, help="the symbols it trades"))
+    qty: int = field(default=10, metadata=_key("qty", check=_positive))
+    params: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    sample_interval_s: float = field(default=0.5, metadata=_key("sample_interval_s", check=_positive))
+
+
+@dataclass(frozen=True)
+class Topology:
+    symbols: tuple[str, ...] = field(metadata=_key("symbols", check=_symbol, help="the symbols the gateway publishes"))
+    gateway: Gateway = field(metadata=_key("gateway", help="the gateway section"))
+    orderbook: OrderBook = field(metadata=_key("orderbook", help="the orderbook section"))
+    ordermanager: OrderManager = field(metadata=_key("ordermanager", help="the ordermanager section"))
+    strategies: Mapping[str, StrategySpec] = field(default_factory=dict)
+    name: str = field(default="", metadata=_key("name", check=_name))
+    duration_s: float = field(default=10.0, metadata=_key("duration_s", check=_non_negative))
+    control: str = field(default="tcp://127.0.0.1:*", metadata=_key("control", check=_endpoint))
+    report: Report = Report()
+    source: str = ""
+
+    # ------------------------------------------------------------------ derived views
+    def process_names(self) -> list[str]:
+        return [*COMPONENTS, *self.strategies]
+
+    def kind_of(self, name: str) -> str:
+        return name if name in COMPONENTS else "strategy"
+
+    def binds(self) -> dict[str, str]:
+        """Every endpoint a process binds, keyed by its topology path."""
+        return {
+            "gateway.prices": self.gateway.prices,
+            "gateway.news": self.gateway.news,
+            "orderbook.doorbell": self.orderbook.doorbell,
+            "ordermanager.endpoint": self.ordermanager.endpoint,
+            "control": self.control,
+        }
+
+    def replace_endpoints(self, resolved: Mapping[str, str]) -> "Topology":
+        """A copy with bound endpoints replaced (ports picked by the OS filled in)."""
+        sections = {"gateway": self.gateway, "orderbook": self.orderbook, "ordermanager": self.ordermanager}
+        top: dict[str, Any] = {}
+        for path, ep in resolved.items():
+            if path == "control":
+                top["control"] = ep
+                continue
+            section, key = path.split(".", 1)
+            sections[section] = dataclasses.replace(sections[section], **{key: ep})
+            top[section] = sections[section]
+        return dataclasses.replace(self, **top)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain form, loadable again by :func:`load` (YAML is a superset of JSON)."""
+        return _to_plain(self)
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            if f.name in ("source", "name") and type(obj) is StrategySpec:
+                continue
+            if f.name == "source":
+                continue
+            out[f.metadata.get("yaml_key", f.name)] = _to_plain(getattr(obj, f.name))
+        return out
+    if isinstance(obj, Mapping):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- conversion
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if tp in names:
+        return names[tp]
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return "a list"
+    if origin is collections.abc.Mapping:
+        return "a mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+class _Converter:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, msg: str) -> None:
+        self.errors.append(f"{path or '<top>'}: {msg}")
+
+    def convert(self, tp: Any, value: Any, path: str, check: Any = None) -> Any:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if value is None:
+                return None
+            return self.convert(args[0], value, path, check)
+        if dataclasses.is_dataclass(tp):
+            return self.dataclass(tp, value, path)
+        if origin is Literal:
+            if value not in typing.get_args(tp):
+                self.fail(path, f"got {value!r}; use {_type_name(tp)}")
+                return None
+            return value
+        if origin is tuple:
+            if not isinstance(value, list) or not value:
+                self.fail(path, f"expected a non-empty list, got {_show(value)}")
+                return None
+            item_tp = typing.get_args(tp)[0]
+            return tuple(self.convert(item_tp, v, f"{path}[{i}]", check) for i, v in enumerate(value))
+        if origin is collections.abc.Mapping:
+            if not isinstance(value, dict):
+                self.fail(path, f"expected a mapping, got {_show(value)}")
+                return None
+            _, val_tp = typing.get_args(tp)
+            if val_tp is Any:
+                return types.MappingProxyType(dict(value))
+            return types.MappingProxyType({
+                str(k): self.convert(val_tp, v, f"{path}.{k}") for k, v in value.items()
+            })
+        return self.scalar(tp, value, path, check)
+
+    def scalar(self, tp: Any, value: Any, path: str, check: Any) -> Any:
+        ok = {
+            bool: isinstance(value, bool),
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+        }[tp]
+        if not ok:
+            self.fail(path, f"expected {_type_name(tp)}, got {_show(value)}")
+            return None
+        if tp is float:
+            value = float(value)
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.fail(path, problem)
+                return None
+        return value
+
+    def dataclass(self, cls: Any, value: Any, path: str) -> Any:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, got {_show(value)}")
+            return None
+        hints = typing.get_type_hints(cls)
+        fields = [f for f in dataclasses.fields(cls) if f.name not in ("source", "name") or "yaml_key" in f.metadata]
+        by_key = {f.metadata.get("yaml_key", f.name): f for f in fields}
+        kwargs: dict[str, Any] = {}
+        missing_required = False
+        for key in value:
+            if key not in by_key:
+                close = difflib.get_close_matches(str(key), list(by_key), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(by_key))}"
+                self.fail(_join(path, key), f"unknown key; {hint}")
+        for key, f in by_key.items():
+            sub = _join(path, key)
+            if key not in value:
+                if _required(f):
+                    helptext = f.metadata.get("help", "")
+                    self.fail(sub, f"missing; add it ({helptext})" if helptext else "missing; add it")
+                continue
+            before = len(self.errors)
+            converted = self.convert(hints[f.name], value[key], sub, f.metadata.get("check"))
+            if converted is not None or len(self.errors) == before:
+                kwargs[f.name] = converted
+            elif _required(f):
+                missing_required = True
+        # A bad optional key falls back to its default (its error is already recorded), so the
+        # graph checks still run and one pass reports every problem in the file.
+        if missing_required or any(_required(f) and f.name not in kwargs for f in by_key.values()):
+            return None
+        return cls(**kwargs)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}"
+
+
+# --------------------------------------------------------------------------- graph checks
+def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
+    seen_ep: dict[str, str] = {}
+    seen_port: dict[str, str] = {}
+    for path, ep in topo.binds().items():
+        if ep in seen_ep and not ep.endswith(":*"):
+            conv.fail(path, f"{ep} is bound by {seen_ep[ep]} too; two binders cannot share an endpoint, give each its own")
+            continue
+        seen_ep[ep] = path
+        m = _ENDPOINT_RE.match(ep)
+        if m and m.group("port") and m.group("port") != "*":
+            port = m.group("port")
+            if port in seen_port:
+                conv.fail(path, f"port {port} is already used by {seen_port[port]}; pick a free port (or * for one the OS picks)")
+            seen_port[port] = path
+    published = set(topo.symbols)
+    if len(published) != len(topo.symbols):
+        conv.fail("symbols", "lists a symbol twice; list each once")
+    for name, spec in topo.strategies.items():
+        if name in COMPONENTS:
+            conv.fail(f"strategies.{name}", f"{name!r} is a component's name; call the strategy something else")
+        elif _name(name):
+            conv.fail(f"strategies.{name}", _name(name) or "")
+        for i, sym in enumerate(spec.symbols):
+            if sym not in published:
+                conv.fail(f"strategies.{name}.symbols[{i}]",
+                          f"{sym!r} is not published by the gateway; add it to symbols or remove it here")
+        _check_strategy_class(spec, f"strategies.{name}", conv)
+    feed = topo.gateway.feed
+    if feed.kind == "csv":
+        if not feed.path:
+            conv.fail("gateway.feed.path", "missing; a csv feed needs path: FILE (columns timestamp,symbol,price)")
+        elif not (base_dir / feed.path).is_file():
+            conv.fail("gateway.feed.path", f"{feed.path!r} is not a file (relative paths start at the topology's folder)")
+
+
+def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> None:
+    from zmqtrade.strategies import StrategyLoadError, load_strategy_class
+
+    try:
+        cls = load_strategy_class(spec.cls)
+    except StrategyLoadError as exc:
+        conv.fail(f"{path}.class", str(exc))
+        return
+    for key, problem in cls.problems(spec.params):
+        conv.fail(f"{path}.params" + (f".{key}" if key else ""), problem)
+
+
+# --------------------------------------------------------------------------- entry points
+def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -> Topology:
+    """Validate plain data (as ``yaml.safe_load`` returns it) into a :class:`Topology`."""
+    conv = _Converter()
+    base_dir = base_dir or Path.cwd()
+    if not isinstance(data, dict):
+        raise TopologyError(source, [f"<top>: expected a mapping of keys, got {_show(data)}"])
+    topo = conv.dataclass(Topology, data, "")
+    if topo is not None:
+        strategies = {n: dataclasses.replace(s, name=n) for n, s in topo.strategies.items()}
+        feed = topo.gateway.feed
+        if feed.kind == "csv" and feed.path:
+            feed = dataclasses.replace(feed, path=str((base_dir / feed.path).resolve()))
+        topo = dataclasses.replace(
+            topo,
+            name=topo.name or Path(source).stem,
+            strategies=types.MappingProxyType(strategies),
+            gateway=dataclasses.replace(topo.gateway, feed=feed),
+            source=source,
+        )
+        _graph_checks(topo, conv, base_dir)
+    if conv.errors or topo is None:
+        raise TopologyError(source, conv.errors or ["<top>: could not be read"])
+    return topo
+
+
+def load(path: str | Path) -> Topology:
+    """Read and validate a topology file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TopologyError(source, [f"<file>: cannot be read ({exc.strerror}); check the path"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TopologyError(source, [f"<yaml>: {problem} at {where}; fix the YAML syntax there"]) from None
+    return parse(data, source, path.parent.resolve())
+
+
+def substitute_run_dir(topo: Topology, run_dir: Path) -> Topology:
+    """Expand ``{run_dir}`` in ipc endpoints so each run gets its own socket files."""
+    resolved = {p: ep.replace("{run_dir}", str(run_dir)) for p, ep in topo.binds().items() if "{run_dir}" in ep}
+    return topo.replace_endpoints(resolved) if resolved else topo
+
+
+def ipc_paths(topo: Topology) -> list[Path]:
+    """Socket files the stack's binders create, for cleanup after a crash."""
+    out = []
+    for ep in topo.binds().values():
+        m = _ENDPOINT_RE.match(ep)
+        if m and m.group("path") and not m.group("path").startswith("@"):
+            out.append(Path(m.group("path")))
+    return out
+
+
+def describe(topo: Topology) -> str:
+    """A human view of the resolved stack, printed by ``--check``."""
+    g, ob, om = topo.gateway, topo.orderbook, topo.ordermanager
+    lines = [
+        f"topology {topo.name} ({topo.source})",
+        f"  duration      {topo.duration_s:g} s" + (" (until Ctrl-C)" if topo.duration_s == 0 else ""),
+        f"  symbols       {', '.join(topo.symbols)}",
+        f"  control       bind {topo.control}",
+        f"  gateway       bind prices {g.prices}  news {g.news}",
+        f"                {g.rate:g} ticks/s, {g.news_rate:g} news/s, feed {g.feed.kind}"
+        + (f" seed {g.feed.seed}" if g.feed.kind == "random_walk" else f" {g.feed.path}")
+        + f", hwm {g.hwm}" + (", lossless" if g.lossless else ""),
+        f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}",
+        f"  ordermanager  bind {om.endpoint}  risk: max qty {om.risk.max_order_qty}, "
+        f"max position {om.risk.max_position}, max {om.risk.max_orders_per_s:g} orders/s",
+    ]
+    for name, s in topo.strategies.items():
+        params = ", ".join(f"{k}={v}" for k, v in s.params.items()) or "defaults"
+        lines.append(f"  {name:<13} {s.cls} on {', '.join(s.symbols)} qty {s.qty} ({params})")
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""Wire protocol, version 1: one MessagePack array per ZeroMQ frame.
+
+Arrays rather than maps: half the bytes and about twice the speed to encode and decode.
+Every body starts ``[kind, version, ...]``; the remaining fields are fixed per kind and listed
+field by field in the README so a client in any language can join. Decoders treat their
+input as hostile: anything that is not exactly the expected shape raises :class:`WireError`,
+which callers count and (where a reply is possible) answer, and never crash on.
+"""
+from __future__ import annotations
+
+import math
+from enum import IntEnum
+from typing import Any, NamedTuple
+
+import msgpack
+
+VERSION = 1
+MAX_BODY = 64 * 1024
+"""Largest body any socket accepts (set as ZMQ_MAXMSGSIZE too)."""
+
+
+class Kind(IntEnum):
+    WELCOME = 0
+    TICK = 1
+    NEWS = 2
+    DOORBELL = 3
+    ORDER = 4
+    REPLY = 5
+    EOS = 6
+
+
+class WireError(ValueError):
+    """A body that is not a well-formed message of the expected kind."""
+
+
+class Tick(NamedTuple):
+    seq: int
+    symbol: str
+    bid: float
+    ask: float
+    last: float
+    size: int
+    ts_ns: int
+
+
+class News(NamedTuple):
+    seq: int
+    symbol: str
+    sentiment: int
+    ts_ns: int
+
+
+class Doorbell(NamedTuple):
+    seq: int
+    slots: tuple[int, ...]
+    ts_ns: int
+
+
+class Order(NamedTuple):
+    clordid: int
+    strategy: str
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    tick_ts: int
+    book_ts: int
+    decide_ts: int
+    send_ts: int
+
+
+class Reply(NamedTuple):
+    clordid: int
+    status: str
+    order_id: int
+    detail: Any  # fill price (float) when filled, reason (str) when rejected
+    recv_ts: int
+    ts_ns: int
+
+    @property
+    def filled(self) -> bool:
+        return self.status == FILLED
+
+
+class Welcome(NamedTuple):
+    stream: str
+    session: int
+
+
+class Eos(NamedTuple):
+    stream: str
+    last_seq: int
+
+
+FILLED = "filled"
+REJECTED = "rejected"
+SIDES = ("BUY", "SELL")
+
+_packer = msgpack.Packer(use_bin_type=True)
+_pack = _packer.pack
+
+
+# --------------------------------------------------------------------------- encoders
+def encode_tick(seq: int, symbol: str, bid: float, ask: float, last: float, size: int, ts_ns: int) -> bytes:
+    return _pack((Kind.TICK, VERSION, seq, symbol, bid, ask, last, size, ts_ns))
+
+
+def encode_news(seq: int, symbol: str, sentiment: int, ts_ns: int) -> bytes:
+    return _pack((Kind.NEWS, VERSION, seq, symbol, sentiment, ts_ns))
+
+
+def encode_doorbell(seq: int, slots: list[int] | tuple[int, ...], ts_ns: int) -> bytes:
+    return _pack((Kind.DOORBELL, VERSION, seq, slots, ts_ns))
+
+
+def encode_order(o: Order) -> bytes:
+    return _pack((Kind.ORDER, VERSION, *o))
+
+
+def encode_reply(clordid: int, status: str, order_id: int, detail: Any, recv_ts: int, ts_ns: int) -> bytes:
+    return _pack((Kind.REPLY, VERSION, clordid, status, order_id, detail, recv_ts, ts_ns))
+
+
+def encode_welcome(stream: str, session: int) -> bytes:
+    return _pack((Kind.WELCOME, VERSION, stream, session))
+
+
+def encode_eos(stream: str, last_seq: int) -> bytes:
+    return _pack((Kind.EOS, VERSION, stream, last_seq))
+
+
+# --------------------------------------------------------------------------- decoders
+def unpack(body: bytes) -> tuple[Kind, tuple]:
+    """Split a body into its kind and its fields; every decoder starts here."""
+    if len(body) > MAX_BODY:
+        raise WireError(f"body of {len(body)} bytes exceeds {MAX_BODY}")
+    try:
+        msg = msgpack.unpackb(body, use_list=False, raw=False, strict_map_key=True,
+                              max_array_len=4096, max_map_len=0, max_str_len=MAX_BODY, max_bin_len=0)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise WireError(f"not msgpack: {type(exc).__name__}") from None
+    if type(msg) is not tuple or len(msg) < 2:
+        raise WireError("not an array of [kind, version, ...]")
+    kind, version = msg[0], msg[1]
+    if version != VERSION:
+        raise WireError(f"protocol version {version!r}, expected {VERSION}")
+    try:
+        return Kind(kind), msg[2:]
+    except ValueError:
+        raise WireError(f"unknown message kind {kind!r}") from None
+
+
+def _ints(fields: tuple, idx: tuple[int, ...]) -> bool:
+    return all(type(fields[i]) is int for i in idx)
+
+
+def _finite(x: Any) -> bool:
+    return (type(x) is float or type(x) is int) and math.isfinite(x)
+
+
+def as_tick(f: tuple) -> Tick:
+    if (len(f) != 7 or type(f[1]) is not str or not _ints(f, (0, 5, 6))
+            or not (_finite(f[2]) and _finite(f[3]) and _finite(f[4]))):
+        raise WireError("tick must be [seq:int, symbol:str, bid, ask, last, size:int, ts_ns:int]")
+    return Tick(*f)
+
+
+def as_news(f: tuple) -> News:
+    if len(f) != 4 or type(f[1]) is not str or not _ints(f, (0, 2, 3)) or not 0 <= f[2] <= 100:
+        raise WireError("news must be [seq:int, symbol:str, sentiment:0..100, ts_ns:int]")
+    return News(*f)
+
+
+def as_doorbell(f: tuple) -> Doorbell:
+    if len(f) != 3 or not _ints(f, (0, 2)) or type(f[1]) is not tuple or not all(type(s) is int for s in f[1]):
+        raise WireError("doorbell must be [seq:int, slots:[int], ts_ns:int]")
+    return Doorbell(*f)
+
+
+def as_order(f: tuple) -> Order:
+    if len(f) != 10:
+        raise WireError(f"order has {len(f)} fields, expected 10")
+    if not _ints(f, (0, 4, 6, 7, 8, 9)):
+        raise WireError("order clordid, qty and timestamps must be integers")
+    if type(f[1]) is not str or type(f[2]) is not str or type(f[3]) is not str:
+        raise WireError("order strategy, symbol and side must be strings")
+    if not _finite(f[5]):
+        raise WireError("order price must be a finite number")
+    return Order(*f)
+
+
+def as_reply(f: tuple) -> Reply:
+    if len(f) != 6 or not _ints(f, (0, 2, 4, 5)) or f[1] not in (FILLED, REJECTED):
+        raise WireError("reply must be [clordid:int, status, order_id:int, detail, recv_ts:int, ts_ns:int]")
+    return Reply(*f)
+
+
+def as_welcome(f: tuple) -> Welcome:
+    if len(f) != 2 or type(f[0]) is not str or type(f[1]) is not int:
+        raise WireError("welcome must be [stream:str, session:int]")
+    return Welcome(*f)
+
+
+def as_eos(f: tuple) -> Eos:
+    if len(f) != 2 or type(f[0]) is not str or type(f[1]) is not int:
+        raise WireError("eos must be [stream:str, last_seq:int]")
+    return Eos(*f)
+
+
+def order_clordid(body: bytes) -> int | None:
+    """Best effort: the client order id of a body that failed to decode, for the reject."""
+    try:
+        msg = msgpack.unpackb(body, use_list=False, raw=False, max_array_len=64, max_map_len=0)
+        cid = msg[2]
+        return cid if type(cid) is int else None
+    except Exception:
+        return None
