@@ -38,10 +38,16 @@ BASE: dict[str, Any] = {
 }
 
 
+DELETE = object()
+"""A value for ``merge``/``write_topology`` that removes the key instead of setting it."""
+
+
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is DELETE:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = value
@@ -67,12 +73,17 @@ def write_topology(tmp_path: Path):
     return write
 
 
+STARTED: set[int] = set()
+"""Pids of launchers the current test started: segments named after them are the test's own."""
+
+
 class LauncherRun:
     """``python launch.py`` as a subprocess, its stdout read on a thread so we can wait on lines."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        STARTED.add(self.proc.pid)
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
         self._err: list[str] = []
@@ -174,14 +185,16 @@ def _our_processes(tmp_path: Path) -> list[psutil.Process]:
     return mine
 
 
-def _segments() -> set[str]:
-    return {p.name for p in SHM.glob("zmqtrade_*")}
+def _segments(creators: set[int]) -> set[str]:
+    """Book segments (named zmqtrade_<creator pid>_...) created by any of ``creators``."""
+    return {p.name for p in SHM.glob("zmqtrade_*") if p.name.split("_")[1] in {str(c) for c in creators}}
 
 
 @pytest.fixture(autouse=True)
 def no_leaks(tmp_path: Path) -> Iterator[None]:
     """Every test must leave no processes and no book segments behind."""
-    before = _segments()
+    STARTED.clear()
+    before = _segments({os.getpid()})
     yield
     deadline = time.monotonic() + 10
     left = _our_processes(tmp_path)
@@ -191,5 +204,81 @@ def no_leaks(tmp_path: Path) -> Iterator[None]:
     for p in left:
         p.kill()
     assert not left, f"leftover processes: {[(p.pid, p.info['cmdline']) for p in left]}"
-    leaked = _segments() - before
+    leaked = _segments({os.getpid(), *STARTED}) - before
     assert not leaked, f"leftover shared memory segments: {leaked}"
+
+
+class ComponentRun:
+    """One component started by hand, with the test playing the launcher's control side."""
+
+    def __init__(self, kind: str, topo: Path, tmp: Path, book: str, name: str | None = None) -> None:
+        import zmq
+
+        from zmqtrade.child import module_argv
+        from zmqtrade.control import ControlServer
+
+        self.name = name or kind
+        self.ctx = zmq.Context()
+        self.control = ControlServer(self.ctx, f"ipc://{tmp}/ctl-{self.name}.ipc")
+        self.log = tmp / f"{self.name}.log"
+        argv = [*module_argv(kind), str(topo), "--name", self.name, "--control", self.control.endpoint,
+                "--book", book, "--run-dir", str(tmp)]
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+
+    def expect(self, verb: str, timeout: float = 20.0, serve: list[Any] = ()) -> Any:
+        """Wait for ``verb`` from the process, servicing test-owned XPUBs meanwhile."""
+        from zmqtrade.sockets import drain_subscriptions
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pub in serve:
+                pub.poll(0)
+                drain_subscriptions(pub)
+            msg = self.control.recv(0.02)
+            if msg is not None and msg[1] == verb:
+                return msg[2]
+            if self.proc.poll() is not None and msg is None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log.read_text()}")
+        raise AssertionError(f"no {verb!r} from {self.name} in {timeout}s:\n{self.log.read_text()}")
+
+    def start(self) -> None:
+        assert self.control.send(self.name, "start")
+
+    def stop(self) -> dict[str, Any]:
+        """Send stop; return the stats the process reports; it must exit 0."""
+        assert self.control.send(self.name, "stop")
+        stats = self.expect("stats")
+        assert self.proc.wait(10) == 0, self.log.read_text()
+        return stats
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.control.close()
+        self.ctx.term()
+
+
+@pytest.fixture
+def component(tmp_path: Path) -> Iterator[Any]:
+    started: list[ComponentRun] = []
+
+    def start(kind: str, topo: Path, book: str, name: str | None = None) -> ComponentRun:
+        run = ComponentRun(kind, topo, tmp_path, book, name)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.close()
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Iterator[Any]:
+    """A real book segment for BASE's symbols, owned (and unlinked) by the test."""
+    from zmqtrade.book import Book, segment_name
+
+    b = Book.create(segment_name(f"test{tmp_path.name[-12:]}"), BASE["symbols"])
+    yield b
+    b.close()

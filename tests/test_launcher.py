@@ -143,3 +143,20 @@ def test_sigterm_to_a_child_is_a_failure_not_a_hang(launch, write_topology, tmp_
     assert run.finish() == 1
     report = json.loads((run_dir / "report.json").read_text())
     assert report["failures"][0]["process"] == target
+
+
+def test_csv_replay_through_the_stack(launch, write_topology, tmp_path):
+    rows = ["timestamp,symbol,price"]
+    for k in range(600):
+        sym = ("AAPL", "MSFT", "GOOG", "AMZN", "ZZZ")[k % 5]
+        rows.append(f"{1_700_000_000 + k * 0.001:.3f},{sym},{100 + (k % 37) * 0.25:.2f}")
+    (tmp_path / "ticks.csv").write_text("\n".join(rows) + "\n")
+    topo = write_topology({"gateway": {"rate": 1000, "feed": {"kind": "csv", "path": "ticks.csv", "loop": False}}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-q")
+    assert run.finish() == 0, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    c = report["counters"]
+    assert c["ticks_published"] == c["ticks_applied"] == 480  # ZZZ rows skipped, file not looped
+    assert report["processes"]["gateway"]["counters"]["csv_rows_skipped"] == 120
+    assert c["tick_gaps"] == 0

@@ -22,7 +22,7 @@ import platform
 import time
 from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -33,6 +33,11 @@ SLOT_WORDS = 8
 SYMBOL_BYTES = 16
 PREFIX = "zmqtrade_"
 """Every segment zmqtrade creates is named PREFIX<creator pid>_<tag>, so stale ones can be found."""
+
+READ_DEADLINE_S = 1.0
+"""A slot mid-write for longer than this means its writer died or hangs mid-write."""
+_new = tuple.__new__
+_BUSY = object()
 
 # header word indexes
 H_MAGIC, H_VERSION, H_NSYM, H_SLOT_WORDS, H_WRITER_PID, H_HEARTBEAT, H_CREATOR_PID = range(7)
@@ -200,21 +205,34 @@ class Book:
         u[b] = seq + 2  # even: consistent again
         u[H_HEARTBEAT] = write_ts
 
-    def read(self, slot: int, max_spins: int = 100_000) -> Quote | None:
+    def read(self, slot: int) -> Quote | None:
         """A consistent snapshot of ``slot``, or None if it was never written."""
+        q = self._attempt(slot)
+        return q if q is not _BUSY else self._read_contended(slot)
+
+    def _attempt(self, slot: int) -> Any:
+        """One seqlock read: a Quote, None (never written), or _BUSY (mid-write or changed)."""
         u, f = self._u, self._f
         b = self._base + slot * SLOT_WORDS
-        for _ in range(max_spins):
-            s1 = u[b]
-            if s1 & 1:
-                continue
-            bid, ask, last = f[b + S_BID], f[b + S_ASK], f[b + S_LAST]
-            size, tseq, tts, wts = u[b + S_SIZE], u[b + S_TICK_SEQ], u[b + S_TICK_TS], u[b + S_WRITE_TS]
+        s1 = u[b]
+        if not s1 & 1:
+            q = (slot, self.symbols[slot], f[b + 1], f[b + 2], f[b + 3], u[b + 4], u[b + 5], u[b + 6], u[b + 7], s1 >> 1)
             if u[b] == s1:
-                if s1 == 0:
-                    return None
-                return Quote(slot, self.symbols[slot], bid, ask, last, size, tseq, tts, wts, s1 >> 1)
-        raise BookError(f"slot {slot} stayed mid-write for {max_spins} reads; is its writer stuck?")
+                return _new(Quote, q) if s1 else None
+        return _BUSY
+
+    def _read_contended(self, slot: int) -> Quote | None:
+        """The retry loop, off the fast path. Yields the CPU between tries: on two cores the
+        writer may be descheduled mid-write, and spinning would only keep it off the CPU."""
+        deadline = time.monotonic() + READ_DEADLINE_S
+        spins = 0
+        while (q := self._attempt(slot)) is _BUSY:
+            spins += 1
+            if spins > 16:
+                os.sched_yield()
+                if time.monotonic() > deadline:
+                    raise BookError(f"slot {slot} stayed mid-write for {READ_DEADLINE_S} s; is its writer stuck?")
+        return q
 
     def snapshot(self) -> np.ndarray:
         """Every slot as a numpy record array, each record read under its seqlock."""

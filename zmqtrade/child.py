@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,9 @@ class Child:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid if self.proc else 0
+        if self.proc is not None:
+            return self.proc.pid
+        return self.ps.pid if self.ps is not None else 0
 
     @property
     def exit_code(self) -> int | None:
@@ -126,11 +127,3 @@ def module_argv(kind: str) -> list[str]:
     """How a component is started: ``python -m zmqtrade.<kind>``, with this interpreter."""
     return [sys.executable, "-m", f"zmqtrade.{kind}"]
 
-
-def wait_any_exit(children: Sequence[Child], deadline: float) -> None:
-    """Return once every child has exited or ``deadline`` has passed."""
-    for c in children:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        c.wait(left)

@@ -25,7 +25,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
                    help="where logs, journal and report go (default runs/<time>-<topology>)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every order line on the console")
-    p.add_argument("-q", "--quiet", action="store_true", help="no merged log view, only the final report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no merged view of the processes' logs (the launcher's own lines and the report still print)")
     return p
 
 

@@ -15,7 +15,6 @@ import zmq
 from zmqtrade import sockets
 
 READY, START, STOP, STATS = "ready", "start", "stop", "stats"
-MAX_CONTROL_BODY = 256 * 1024 * 1024  # stats carry latency samples
 
 
 def _pack(verb: str, payload: Any = None) -> bytes:

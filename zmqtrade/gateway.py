@@ -33,28 +33,10 @@ class Gateway(Service):
         self.publishers = [self.prices, self.news]
         self.feed = price_feed(self.topo.symbols, g.feed)
         self.news_feed = NewsFeed(len(self.topo.symbols), g.feed.seed)
-        self.counters.update(ticks_published=0, news_published=0, send_blocked=0,
+        self.counters.update(ticks_published=0, news_published=0,
                              csv_rows_skipped=getattr(self.feed, "skipped", 0))
         return {"gateway.prices": sockets.bound_endpoint(self.prices),
                 "gateway.news": sockets.bound_endpoint(self.news)}
-
-    def _send(self, sock: zmq.Socket, body: bytes) -> bool:
-        """Send without ever blocking forever; in lossless mode wait for room, counting waits."""
-        try:
-            sock.send(body, zmq.NOBLOCK)
-            return True
-        except zmq.Again:
-            pass
-        self.counters["send_blocked"] += 1
-        while not self.stopping:
-            if sock.poll(100, zmq.POLLOUT):
-                try:
-                    sock.send(body, zmq.NOBLOCK)
-                    return True
-                except zmq.Again:
-                    continue
-            self.service_control()
-        return False
 
     def run(self) -> None:
         g = self.topo.gateway
@@ -84,7 +66,7 @@ class Gateway(Service):
                 tick_seq += 1
                 body = wire.encode_tick(tick_seq, symbols[pending.slot], pending.bid, pending.ask,
                                         pending.last, pending.size, due)
-                if not self._send(self.prices, body):
+                if not self.send_bounded(self.prices, body):
                     break
                 self.counters["ticks_published"] += 1
                 k_tick += 1
@@ -93,7 +75,7 @@ class Gateway(Service):
             while next_news <= now:
                 slot, sentiment = self.news_feed.next()
                 news_seq += 1
-                if not self._send(self.news, wire.encode_news(news_seq, symbols[slot], sentiment, next_news)):
+                if not self.send_bounded(self.news, wire.encode_news(news_seq, symbols[slot], sentiment, next_news)):
                     break
                 self.counters["news_published"] += 1
                 k_news += 1

@@ -249,8 +249,9 @@ class Launcher:
                 self._pump(0.05)
             for c in members:
                 if c.running:
-                    self.failures.append({"process": c.name, "exit_code": None,
-                                          "reason": f"did not stop within {STOP_GRACE_S:.0f} s; killed",
+                    reason = ("killed: interrupted twice" if self.interrupts > 1
+                              else f"did not stop within {STOP_GRACE_S:.0f} s; killed")
+                    self.failures.append({"process": c.name, "exit_code": None, "reason": reason,
                                           "log_tail": c.tail(LOG_TAIL_LINES)})
                     c.send_signal(signal.SIGKILL)
                     c.wait(5.0)
@@ -270,24 +271,35 @@ class Launcher:
         self.topo = topo_mod.substitute_run_dir(self.topo, self.run_dir)
         ctx = zmq.Context()
         old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.control = control.ControlServer(ctx, self.topo.control)
-        self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
-        self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
+        self.book: book_mod.Book | None = None
+        self.control: control.ControlServer | None = None
         tail = ConsoleTail(lambda: list(self.children.values()),
                            max(len(n) for n in self.topo.process_names()), self.verbose)
-        if self.console:
-            tail.start()
         code = 1
         try:
+            try:
+                self.control = control.ControlServer(ctx, self.topo.control)
+            except zmq.ZMQError as exc:
+                self.failures.append({"process": "launcher", "exit_code": None, "log_tail": [],
+                                      "reason": f"cannot bind control endpoint {self.topo.control}: {exc}"})
+                print(f"launcher | {self.failures[-1]['reason']}", flush=True)
+                return 1
+            self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
+            self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
+            if self.console:
+                tail.start()
             if self._start():
                 self._supervise()
         finally:
-            self._stop()
+            if self.control is not None:
+                self._stop()
             tail.stop()
             code = 1 if self.failures else 0
             self._finish(code)
-            self.book.close()
-            self.control.close()
+            if self.book is not None:
+                self.book.close()
+            if self.control is not None:
+                self.control.close()
             ctx.term()
             for path in topo_mod.ipc_paths(self.topo):
                 path.unlink(missing_ok=True)

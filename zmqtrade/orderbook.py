@@ -72,23 +72,23 @@ class OrderBook(Service):
                 eos |= end
                 changed: set[int] = set()
                 for t in ticks:
-                    slot = index.get(t.symbol)
-                    if slot is None:
-                        c["unknown_symbols"] += 1
-                        continue
                     if t.seq != expected:
                         if t.seq < expected:
                             c["tick_duplicates"] += 1
                             continue
                         c["tick_gaps"] += t.seq - expected
                     expected = t.seq + 1
+                    slot = index.get(t.symbol)
+                    if slot is None:
+                        c["unknown_symbols"] += 1
+                        continue
                     book.write(slot, t.bid, t.ask, t.last, t.size, t.seq, t.ts_ns, time.monotonic_ns())
                     c["ticks_applied"] += 1
                     changed.add(slot)
                 if changed:
                     bell_seq += 1
-                    self.doorbell.send(wire.encode_doorbell(bell_seq, sorted(changed), time.monotonic_ns()))
-                    c["doorbells"] += 1
+                    if self.send_bounded(self.doorbell, wire.encode_doorbell(bell_seq, sorted(changed), time.monotonic_ns())):
+                        c["doorbells"] += 1
             else:
                 book.heartbeat()
             if self.doorbell in events:

@@ -85,7 +85,7 @@ class OrderManager(Service):
             self._reply(identity, previous)
             return
 
-        reason = self._validate(o) or self.risk.check(o, recv_ts)
+        reason = self._validate(o)
         fill = 0.0
         if reason is None:
             quote = self.book.read(self.book.index[o.symbol])
@@ -93,6 +93,7 @@ class OrderManager(Service):
                 reason = f"no market in {o.symbol} yet"
             else:
                 fill = quote.ask if o.side == "BUY" else quote.bid
+                reason = self.risk.check(o, recv_ts)  # last: only a fillable order spends a rate token
 
         if reason is not None:
             c["orders_rejected"] += 1

@@ -115,6 +115,29 @@ class Service:
                 self.log.debug("malformed message: %s", exc)
         return out, eos
 
+    def send_bounded(self, sock: zmq.Socket, body: bytes) -> bool:
+        """Publish without ever blocking past a stop request.
+
+        A plain PUB never blocks (it drops at the high-water mark, and subscribers count the
+        gap). In lossless mode (XPUB_NODROP) a full subscriber makes the send fail with EAGAIN;
+        then we wait for room, counting ``send_blocked``, but still answer ``stop``.
+        """
+        try:
+            sock.send(body, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            pass
+        self.counters["send_blocked"] = self.counters.get("send_blocked", 0) + 1
+        while not self.stopping:
+            if sock.poll(100, zmq.POLLOUT):
+                try:
+                    sock.send(body, zmq.NOBLOCK)
+                    return True
+                except zmq.Again:
+                    continue
+            self.service_control()
+        return False
+
     def service_publishers(self) -> None:
         for pub in self.publishers:
             self.subscribers_seen += max(0, sockets.drain_subscriptions(pub))
@@ -222,6 +245,9 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
         return 0
     except TimeoutError as exc:
         log.error("not ready within %.0f s: %s", READY_TIMEOUT_S, exc)
+        return 1
+    except zmq.ZMQError as exc:
+        log.error("socket error while starting: %s (is an endpoint in use by another run?)", exc)
         return 1
     finally:
         svc.release()

@@ -245,9 +245,9 @@ class _Converter:
             _, val_tp = typing.get_args(tp)
             if val_tp is Any:
                 return types.MappingProxyType(dict(value))
-            return types.MappingProxyType({
-                str(k): self.convert(val_tp, v, f"{path}.{k}") for k, v in value.items()
-            })
+            converted = {str(k): self.convert(val_tp, v, f"{path}.{k}") for k, v in value.items()}
+            # an entry that failed is left out (its error is recorded) so later checks see only whole ones
+            return types.MappingProxyType({k: v for k, v in converted.items() if v is not None})
         return self.scalar(tp, value, path, check)
 
     def scalar(self, tp: Any, value: Any, path: str, check: Any) -> Any:
@@ -303,6 +303,12 @@ class _Converter:
         return cls(**kwargs)
 
 
+def _name_from(stem: str) -> str:
+    """A valid topology name from a file name (it ends up in segment and directory names)."""
+    name = re.sub(r"[^A-Za-z0-9_\-]", "_", stem)[:32]
+    return name if name[:1].isalpha() else f"t{name}"[:32]
+
+
 def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
@@ -327,7 +333,7 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
         seen_ep[ep] = path
         m = _ENDPOINT_RE.match(ep)
         if m and m.group("port") and m.group("port") != "*":
-            port = m.group("port")
+            port = str(int(m.group("port")))  # 05555 is 5555
             if port in seen_port:
                 conv.fail(path, f"port {port} is already used by {seen_port[port]}; pick a free port (or * for one the OS picks)")
             seen_port[port] = path
@@ -350,6 +356,13 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
             conv.fail("gateway.feed.path", "missing; a csv feed needs path: FILE (columns timestamp,symbol,price)")
         elif not (base_dir / feed.path).is_file():
             conv.fail("gateway.feed.path", f"{feed.path!r} is not a file (relative paths start at the topology's folder)")
+        else:
+            from zmqtrade.feeds import FeedError, load_csv
+
+            try:
+                load_csv(base_dir / feed.path, topo.symbols)
+            except FeedError as exc:
+                conv.fail("gateway.feed.path", f"{exc}; fix the file or point at another")
 
 
 def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> None:
@@ -379,7 +392,7 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -
             feed = dataclasses.replace(feed, path=str((base_dir / feed.path).resolve()))
         topo = dataclasses.replace(
             topo,
-            name=topo.name or Path(source).stem,
+            name=topo.name or _name_from(Path(source).stem),
             strategies=types.MappingProxyType(strategies),
             gateway=dataclasses.replace(topo.gateway, feed=feed),
             source=source,

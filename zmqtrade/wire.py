@@ -130,81 +130,102 @@ def encode_eos(stream: str, last_seq: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- decoders
+# Hot path: a decoder is a fast check of the common shape and one tuple construction;
+# building the precise error message is left to the rare failing case. ``Kind(k)`` costs
+# ~300 ns, so kinds are looked up by index in a tuple instead.
+_KINDS = tuple(Kind)
+_INF = math.inf
+_unpackb = msgpack.unpackb
+
+
 def unpack(body: bytes) -> tuple[Kind, tuple]:
     """Split a body into its kind and its fields; every decoder starts here."""
     if len(body) > MAX_BODY:
         raise WireError(f"body of {len(body)} bytes exceeds {MAX_BODY}")
     try:
-        msg = msgpack.unpackb(body, use_list=False, raw=False, strict_map_key=True,
-                              max_array_len=4096, max_map_len=0, max_str_len=MAX_BODY, max_bin_len=0)
+        # literal keywords: passing **limits costs 150 ns a call; no maps or bins on our wire
+        msg = _unpackb(body, use_list=False, raw=False, strict_map_key=True, max_array_len=4096,
+                       max_map_len=0, max_str_len=MAX_BODY, max_bin_len=0)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise WireError(f"not msgpack: {type(exc).__name__}") from None
     if type(msg) is not tuple or len(msg) < 2:
         raise WireError("not an array of [kind, version, ...]")
-    kind, version = msg[0], msg[1]
-    if version != VERSION:
-        raise WireError(f"protocol version {version!r}, expected {VERSION}")
-    try:
-        return Kind(kind), msg[2:]
-    except ValueError:
-        raise WireError(f"unknown message kind {kind!r}") from None
-
-
-def _ints(fields: tuple, idx: tuple[int, ...]) -> bool:
-    return all(type(fields[i]) is int for i in idx)
+    kind = msg[0]
+    if msg[1] != VERSION or type(msg[1]) is not int:
+        raise WireError(f"protocol version {msg[1]!r}, expected {VERSION}")
+    if type(kind) is not int or not 0 <= kind < len(_KINDS):
+        raise WireError(f"unknown message kind {kind!r}")
+    return _KINDS[kind], msg[2:]
 
 
 def _finite(x: Any) -> bool:
-    return (type(x) is float or type(x) is int) and math.isfinite(x)
+    return (type(x) is float or type(x) is int) and -_INF < x < _INF
 
 
 def as_tick(f: tuple) -> Tick:
-    if (len(f) != 7 or type(f[1]) is not str or not _ints(f, (0, 5, 6))
-            or not (_finite(f[2]) and _finite(f[3]) and _finite(f[4]))):
-        raise WireError("tick must be [seq:int, symbol:str, bid, ask, last, size:int, ts_ns:int]")
-    return Tick(*f)
+    if len(f) == 7:
+        seq, sym, bid, ask, last, size, ts = f
+        # inlined _finite: the chained comparison rejects NaN and inf, the type test bools and strings
+        if (type(seq) is int and type(sym) is str and type(size) is int and type(ts) is int
+                and (type(bid) is float or type(bid) is int) and -_INF < bid < _INF
+                and (type(ask) is float or type(ask) is int) and -_INF < ask < _INF
+                and (type(last) is float or type(last) is int) and -_INF < last < _INF):
+            return _new(Tick, f)
+    raise WireError("tick must be [seq:int, symbol:str, bid, ask, last, size:int, ts_ns:int] with finite prices")
 
 
 def as_news(f: tuple) -> News:
-    if len(f) != 4 or type(f[1]) is not str or not _ints(f, (0, 2, 3)) or not 0 <= f[2] <= 100:
-        raise WireError("news must be [seq:int, symbol:str, sentiment:0..100, ts_ns:int]")
-    return News(*f)
+    if len(f) == 4:
+        seq, sym, sentiment, ts = f
+        if type(seq) is int and type(sym) is str and type(sentiment) is int and type(ts) is int and 0 <= sentiment <= 100:
+            return _new(News, f)
+    raise WireError("news must be [seq:int, symbol:str, sentiment:0..100, ts_ns:int]")
 
 
 def as_doorbell(f: tuple) -> Doorbell:
-    if len(f) != 3 or not _ints(f, (0, 2)) or type(f[1]) is not tuple or not all(type(s) is int for s in f[1]):
-        raise WireError("doorbell must be [seq:int, slots:[int], ts_ns:int]")
-    return Doorbell(*f)
+    if len(f) == 3:
+        seq, slots, ts = f
+        if type(seq) is int and type(ts) is int and type(slots) is tuple and all(type(x) is int for x in slots):
+            return _new(Doorbell, f)
+    raise WireError("doorbell must be [seq:int, slots:[int], ts_ns:int]")
 
 
 def as_order(f: tuple) -> Order:
     if len(f) != 10:
         raise WireError(f"order has {len(f)} fields, expected 10")
-    if not _ints(f, (0, 4, 6, 7, 8, 9)):
+    cid, strategy, symbol, side, qty, price, t1, t2, t3, t4 = f
+    if not (type(cid) is int and type(qty) is int and type(t1) is int and type(t2) is int
+            and type(t3) is int and type(t4) is int):
         raise WireError("order clordid, qty and timestamps must be integers")
-    if type(f[1]) is not str or type(f[2]) is not str or type(f[3]) is not str:
+    if not (type(strategy) is str and type(symbol) is str and type(side) is str):
         raise WireError("order strategy, symbol and side must be strings")
-    if not _finite(f[5]):
+    if not _finite(price):
         raise WireError("order price must be a finite number")
-    return Order(*f)
+    return _new(Order, f)
 
 
 def as_reply(f: tuple) -> Reply:
-    if len(f) != 6 or not _ints(f, (0, 2, 4, 5)) or f[1] not in (FILLED, REJECTED):
-        raise WireError("reply must be [clordid:int, status, order_id:int, detail, recv_ts:int, ts_ns:int]")
-    return Reply(*f)
+    if len(f) == 6:
+        cid, status, oid, _detail, t1, t2 = f
+        if (type(cid) is int and type(oid) is int and type(t1) is int and type(t2) is int
+                and (status == FILLED or status == REJECTED)):
+            return _new(Reply, f)
+    raise WireError("reply must be [clordid:int, status, order_id:int, detail, recv_ts:int, ts_ns:int]")
 
 
 def as_welcome(f: tuple) -> Welcome:
     if len(f) != 2 or type(f[0]) is not str or type(f[1]) is not int:
         raise WireError("welcome must be [stream:str, session:int]")
-    return Welcome(*f)
+    return _new(Welcome, f)
 
 
 def as_eos(f: tuple) -> Eos:
     if len(f) != 2 or type(f[0]) is not str or type(f[1]) is not int:
         raise WireError("eos must be [stream:str, last_seq:int]")
-    return Eos(*f)
+    return _new(Eos, f)
+
+
+_new = tuple.__new__  # NamedTuple from a tuple of the right length, without re-packing args
 
 
 def order_clordid(body: bytes) -> int | None:

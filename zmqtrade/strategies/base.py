@@ -75,7 +75,8 @@ class Strategy:
         return orders
 
     def record_fill(self, order: OrderRequest) -> None:
-        self.position[order.symbol] += order.qty if order.side == BUY else -order.qty
+        delta = order.qty if order.side == BUY else -order.qty
+        self.position[order.symbol] = self.position.get(order.symbol, 0) + delta
 
     @classmethod
     def problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -1,0 +1,267 @@
+"""Each component as a real process, with the test on the other end of its real sockets."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from conftest import BASE, DELETE
+from zmqtrade import journal, sockets, wire
+
+
+def recv_until(sock: zmq.Socket, pred, timeout: float = 10.0) -> list:
+    """Receive decoded (kind, fields) messages until ``pred(kind, fields)`` is true."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.poll(50):
+            kind, fields = wire.unpack(sock.recv())
+            out.append((kind, fields))
+            if pred(kind, fields):
+                return out
+    raise AssertionError(f"condition not met in {timeout}s; got {len(out)} messages")
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+# --------------------------------------------------------------------------- gateway
+def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, component, book, ctx, tmp_path):
+    topo = write_topology({"gateway": {"prices": f"ipc://{tmp_path}/p.ipc", "news": f"ipc://{tmp_path}/n.ipc",
+                                       "rate": 2000, "news_rate": 200}})
+    gw = component("gateway", topo, book.name)
+    ready = gw.expect("ready")
+    prices = sockets.subscriber(ctx, ready["endpoints"]["gateway.prices"])
+    news = sockets.subscriber(ctx, ready["endpoints"]["gateway.news"])
+    sockets.await_welcome(prices, time.monotonic() + 10)
+    sockets.await_welcome(news, time.monotonic() + 10)
+    gw.start()
+    ticks = [wire.as_tick(f) for k, f in recv_until(prices, lambda k, f: k is wire.Kind.TICK and f[0] >= 400)]
+    items = [wire.as_news(f) for k, f in recv_until(news, lambda k, f: k is wire.Kind.NEWS and f[0] >= 20)]
+    stats = gw.stop()
+
+    assert [t.seq for t in ticks] == list(range(1, len(ticks) + 1))
+    n = len(BASE["symbols"])
+    assert [t.symbol for t in ticks[:2 * n]] == BASE["symbols"] * 2  # symbols take turns
+    assert all(0 < t.bid < t.ask and t.bid <= t.last <= t.ask for t in ticks)
+    # open loop: each tick carries its scheduled time, exactly one period (0.5 ms) apart
+    gaps = {b.ts_ns - a.ts_ns for a, b in zip(ticks, ticks[1:])}
+    assert gaps <= {499_999, 500_000, 500_001}
+    assert [x.seq for x in items] == list(range(1, len(items) + 1))
+    assert all(0 <= x.sentiment <= 100 for x in items)
+
+    rest = recv_until(prices, lambda k, f: k is wire.Kind.EOS)
+    eos = wire.as_eos(rest[-1][1])
+    published = stats["counters"]["ticks_published"]
+    assert eos.stream == "prices" and eos.last_seq == published
+    assert len(ticks) + sum(1 for k, _ in rest if k is wire.Kind.TICK) == published
+    prices.close()
+    news.close()
+
+
+# --------------------------------------------------------------------------- orderbook
+def test_orderbook_applies_ticks_counts_gaps_and_rings(write_topology, component, book, ctx, tmp_path):
+    ep = f"ipc://{tmp_path}/p.ipc"
+    topo = write_topology({"gateway": {"prices": ep}, "orderbook": {"doorbell": f"ipc://{tmp_path}/d.ipc"}})
+    pub = sockets.publisher(ctx, ep, "prices", 1, 1000, False)
+    ob = component("orderbook", topo, book.name)
+    ready = ob.expect("ready", serve=[pub])
+    bell = sockets.subscriber(ctx, ready["endpoints"]["orderbook.doorbell"])
+    sockets.await_welcome(bell, time.monotonic() + 10)
+    ob.start()
+
+    aapl, msft = book.index["AAPL"], book.index["MSFT"]
+    pub.send(wire.encode_tick(1, "AAPL", 1.0, 2.0, 1.5, 100, 111))
+    pub.send(wire.encode_tick(2, "MSFT", 10.0, 11.0, 10.5, 200, 222))
+    pub.send(wire.encode_tick(4, "AAPL", 3.0, 4.0, 3.5, 300, 444))    # seq 3 lost: one gap
+    pub.send(b"\xc1 not msgpack")                                       # malformed: counted
+    pub.send(wire.encode_tick(5, "ZZZ", 1.0, 2.0, 1.5, 1, 555))        # not in the book
+    pub.send(wire.encode_tick(2, "MSFT", 99.0, 99.5, 99.2, 1, 999))    # stale repeat: ignored
+    pub.send(wire.encode_tick(6, "AAPL", 5.0, 6.0, 5.5, 600, 666))     # no false gap after ZZZ
+    pub.send(wire.encode_eos("prices", 6))
+
+    bells = recv_until(bell, lambda k, f: k is wire.Kind.DOORBELL and aapl in f[1] and book.read(aapl).tick_seq == 6)
+    stats = ob.stop()
+    c = stats["counters"]
+    assert c["ticks_applied"] == 4
+    assert c["tick_gaps"] == 1
+    assert c["tick_duplicates"] == 1
+    assert c["unknown_symbols"] == 1
+    assert c["malformed_messages"] == 1
+
+    q = book.read(aapl)
+    assert (q.bid, q.ask, q.last, q.size, q.tick_seq, q.tick_ts, q.updates) == (5.0, 6.0, 5.5, 600, 6, 666, 3)
+    assert q.write_ts > 0
+    m = book.read(msft)
+    assert (m.bid, m.tick_seq, m.updates) == (10.0, 2, 1)
+    assert book.read(book.index["GOOG"]) is None
+    assert book.writer_pid == ob.proc.pid
+    seqs = [f[0] for k, f in bells if k is wire.Kind.DOORBELL]
+    assert seqs == list(range(1, len(seqs) + 1))
+    recv_until(bell, lambda k, f: k is wire.Kind.EOS)
+    bell.close()
+    pub.close()
+
+
+# --------------------------------------------------------------------------- order manager
+def order(cid: int, symbol: str = "AAPL", side: str = "BUY", qty: int = 10, price: float = 100.0,
+          strategy: str = "trend") -> bytes:
+    return wire.encode_order(wire.Order(cid, strategy, symbol, side, qty, price, 1, 2, 3, 4))
+
+
+def ask(dealer: zmq.Socket, body: bytes | list[bytes]) -> wire.Reply:
+    if isinstance(body, list):
+        dealer.send_multipart(body)
+    else:
+        dealer.send(body)
+    assert dealer.poll(10_000), "no reply within 10 s"
+    kind, fields = wire.unpack(dealer.recv())
+    assert kind is wire.Kind.REPLY
+    return wire.as_reply(fields)
+
+
+def test_ordermanager_validates_risk_checks_journals_and_replies(write_topology, component, book, ctx, tmp_path):
+    ep = f"ipc://{tmp_path}/om.ipc"
+    topo = write_topology({"ordermanager": {"endpoint": ep, "risk": {
+        "max_order_qty": 1000, "max_position": 100, "max_orders_per_s": 1000}}})
+    aapl = book.index["AAPL"]
+    book.write(aapl, 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
+    om = component("ordermanager", topo, book.name)
+    om.expect("ready")
+    om.start()
+    d = sockets.dealer(ctx, ep, "trend")
+
+    buy = ask(d, order(1, qty=10))
+    assert (buy.clordid, buy.status, buy.order_id, buy.detail) == (1, "filled", 1, 100.5)  # buys at the ask
+    sell = ask(d, order(2, side="SELL", qty=5))
+    assert (sell.status, sell.order_id, sell.detail) == ("filled", 2, 99.5)              # sells at the bid
+    assert sell.recv_ts <= sell.ts_ns
+
+    rejects = {
+        3: (order(3, symbol="XYZ"), "unknown symbol"),
+        4: (order(4, side="HOLD"), "side must be BUY or SELL"),
+        5: (order(5, qty=0), "qty must be > 0"),
+        6: (order(6, price=-1.0), "price must be > 0"),
+        7: (order(7, qty=5000), "exceeds max order qty 1000"),
+        8: (order(8, qty=96), "position would be 101"),
+        9: (order(9, symbol="MSFT"), "no market in MSFT"),
+        10: (order(10, strategy="ghost"), "unknown strategy"),
+        11: (msgpack.packb([4, 1, 11, "trend", "AAPL"]), "malformed: order has 3 fields"),
+        12: (msgpack.packb([4, 1, 12, "trend", "AAPL", "BUY", "10", 1.0, 1, 2, 3, 4]), "malformed"),
+    }
+    for cid, (body, reason) in rejects.items():
+        r = ask(d, body)
+        assert (r.clordid, r.status, r.order_id) == (cid, "rejected", 0), (cid, r)
+        assert reason in r.detail, (cid, r.detail)
+    garbage = ask(d, b"\x00garbage")
+    assert (garbage.clordid, garbage.status) == (-1, "rejected") and "malformed" in garbage.detail
+    multi = ask(d, [b"a", b"b"])
+    assert multi.status == "rejected" and "one body frame" in multi.detail
+
+    again = ask(d, order(1, qty=10))  # a re-sent order gets the original answer, not a second fill
+    assert again == buy
+    stats = om.stop()
+    d.close()
+
+    c = stats["counters"]
+    assert c["orders_filled"] == 2
+    assert c["duplicate_orders"] == 1
+    assert c["malformed_messages"] == 4
+    assert c["orders_rejected"] == len(rejects) + 2
+    records = list(journal.read(tmp_path / journal.FILENAME))
+    assert [(r["order_id"], r["clordid"], r["side"], r["qty"], r["price"]) for r in records] == [
+        (1, 1, "BUY", 10, 100.5), (2, 2, "SELL", 5, 99.5)]
+    assert stat.S_IMODE(os.stat(tmp_path / journal.FILENAME).st_mode) == 0o600
+    log = om.log.read_text()
+    assert "order 1 trend BUY 10 AAPL @ 100.50 filled" in log
+
+
+def test_ordermanager_limits_order_rate_per_strategy(write_topology, component, book, ctx, tmp_path):
+    ep = f"ipc://{tmp_path}/om.ipc"
+    topo = write_topology({"ordermanager": {"endpoint": ep, "risk": {"max_orders_per_s": 5, "max_position": 10**6}}})
+    book.write(book.index["AAPL"], 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
+    om = component("ordermanager", topo, book.name)
+    om.expect("ready")
+    om.start()
+    d = sockets.dealer(ctx, ep, "meanrev")
+    for cid in range(1, 31):
+        d.send(order(cid, strategy="meanrev", qty=1))
+    replies = []
+    while len(replies) < 30:
+        assert d.poll(10_000)
+        replies.append(wire.as_reply(wire.unpack(d.recv())[1]))
+    om.stop()
+    d.close()
+    filled = [r for r in replies if r.filled]
+    limited = [r for r in replies if "order rate above 5/s" in str(r.detail)]
+    assert 5 <= len(filled) < 30 and len(filled) + len(limited) == 30
+
+
+# --------------------------------------------------------------------------- strategy
+ONE_PER_QUOTE = """
+from zmqtrade.strategies import OrderRequest, Strategy
+
+class OnePerQuote(Strategy):
+    def on_quote(self, quote):
+        return [OrderRequest(quote.symbol, "BUY", self.qty, quote.ask)]
+
+    def on_news(self, news):
+        self.submit(OrderRequest(news.symbol, "SELL", 1, 1.0))
+"""
+
+
+def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, component, book, ctx, tmp_path, monkeypatch):
+    (tmp_path / "onequote.py").write_text(ONE_PER_QUOTE)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = {"news": f"ipc://{tmp_path}/n.ipc", "doorbell": f"ipc://{tmp_path}/d.ipc", "om": f"ipc://{tmp_path}/o.ipc"}
+    topo = write_topology({"gateway": {"news": eps["news"]}, "orderbook": {"doorbell": eps["doorbell"]},
+                           "ordermanager": {"endpoint": eps["om"]},
+                           "strategies": {"trend": {"class": "onequote:OnePerQuote", "params": DELETE, "qty": 7}}})
+    news = sockets.publisher(ctx, eps["news"], "news", 1, 1000, False)
+    bell = sockets.publisher(ctx, eps["doorbell"], "doorbell", 1, 1000, False)
+    router = sockets.router(ctx, eps["om"])
+    strat = component("strategy", topo, book.name, name="trend")
+    strat.expect("ready", serve=[news, bell])
+    strat.start()
+
+    aapl, msft = book.index["AAPL"], book.index["MSFT"]
+    bell.send(wire.encode_doorbell(1, [msft], 1))                       # never written: skipped
+    book.write(aapl, 99.0, 101.0, 100.0, 5, 42, 123_456, 654_321)
+    bell.send(wire.encode_doorbell(2, [aapl, book.index["GOOG"]], 2))  # GOOG is not this strategy's
+    assert router.poll(10_000)
+    identity, body = router.recv_multipart()
+    o = wire.as_order(wire.unpack(body)[1])
+    assert identity == b"trend"
+    assert (o.clordid, o.strategy, o.symbol, o.side, o.qty, o.price) == (1, "trend", "AAPL", "BUY", 7, 101.0)
+    assert (o.tick_ts, o.book_ts) == (123_456, 654_321)
+    assert o.book_ts <= o.decide_ts <= o.send_ts
+    router.send_multipart([identity, wire.encode_reply(1, wire.FILLED, 1, 101.0, 5, 6)])
+
+    news.send(wire.encode_news(1, "AAPL", 90, 3))
+    identity, body = router.recv_multipart()
+    n = wire.as_order(wire.unpack(body)[1])
+    assert (n.clordid, n.side, n.tick_ts) == (2, "SELL", 0)  # submitted from on_news: no tick behind it
+    router.send_multipart([identity, wire.encode_reply(2, wire.REJECTED, 0, "test says no", 5, 6)])
+    router.send_multipart([identity, b"junk"])                # malformed reply: counted
+
+    news.send(wire.encode_eos("news", 1))
+    bell.send(wire.encode_eos("doorbell", 2))
+    stats = strat.stop()
+    c = stats["counters"]
+    assert (c["orders_sent"], c["orders_acked"], c["orders_rejected"]) == (2, 1, 1)
+    assert c["unwritten_skipped"] == 1 and c["quotes_read"] == 1
+    assert c["news_received"] == 1 and c["malformed_messages"] == 1
+    assert len(stats["latency_ns"]["tick_to_ack"]) == 8  # one int64 sample: the quote-driven order
+    for sock in (news, bell, router):
+        sock.close()
+    json.dumps(c)
