@@ -11,7 +11,18 @@ import pytest
 import zmq
 
 from conftest import BASE, DELETE
-from zmqtrade import journal, sockets, wire
+from zmqtrade import journal, metrics, sockets, wire
+
+
+def price_ticks(msgs: list) -> list[wire.Tick]:
+    """Single ticks from TICK and TICKS messages, in order."""
+    out: list[wire.Tick] = []
+    for kind, fields in msgs:
+        if kind is wire.Kind.TICK:
+            out.append(wire.as_tick(fields))
+        elif kind is wire.Kind.TICKS:
+            out.extend(wire.as_ticks(fields).each())
+    return out
 
 
 def recv_until(sock: zmq.Socket, pred, timeout: float = 10.0) -> list:
@@ -45,7 +56,7 @@ def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, componen
     sockets.await_welcome(prices, time.monotonic() + 10)
     sockets.await_welcome(news, time.monotonic() + 10)
     gw.start()
-    ticks = [wire.as_tick(f) for k, f in recv_until(prices, lambda k, f: k is wire.Kind.TICK and f[0] >= 400)]
+    ticks = price_ticks(recv_until(prices, lambda k, f: k in (wire.Kind.TICK, wire.Kind.TICKS) and f[0] >= 400))
     items = [wire.as_news(f) for k, f in recv_until(news, lambda k, f: k is wire.Kind.NEWS and f[0] >= 20)]
     stats = gw.stop()
 
@@ -63,21 +74,28 @@ def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, componen
     eos = wire.as_eos(rest[-1][1])
     published = stats["counters"]["ticks_published"]
     assert eos.stream == "prices" and eos.last_seq == published
-    assert len(ticks) + sum(1 for k, _ in rest if k is wire.Kind.TICK) == published
+    assert len(ticks) + len(price_ticks(rest)) == published
     prices.close()
     news.close()
 
 
 # --------------------------------------------------------------------------- orderbook
-def test_orderbook_applies_ticks_counts_gaps_and_rings(write_topology, component, book, ctx, tmp_path):
+def orderbook_rig(write_topology, component, book, ctx, tmp_path, **orderbook):
+    """A started orderbook process fed by the test's own price XPUB, its doorbell subscribed."""
     ep = f"ipc://{tmp_path}/p.ipc"
-    topo = write_topology({"gateway": {"prices": ep}, "orderbook": {"doorbell": f"ipc://{tmp_path}/d.ipc"}})
+    topo = write_topology({"gateway": {"prices": ep},
+                           "orderbook": {"doorbell": f"ipc://{tmp_path}/d.ipc", **orderbook}})
     pub = sockets.publisher(ctx, ep, "prices", 1, 1000, False)
     ob = component("orderbook", topo, book.name)
     ready = ob.expect("ready", serve=[pub])
     bell = sockets.subscriber(ctx, ready["endpoints"]["orderbook.doorbell"])
     sockets.await_welcome(bell, time.monotonic() + 10)
     ob.start()
+    return pub, ob, bell
+
+
+def test_orderbook_applies_ticks_counts_gaps_and_rings(write_topology, component, book, ctx, tmp_path):
+    pub, ob, bell = orderbook_rig(write_topology, component, book, ctx, tmp_path)
 
     aapl, msft = book.index["AAPL"], book.index["MSFT"]
     pub.send(wire.encode_tick(1, "AAPL", 1.0, 2.0, 1.5, 100, 111))
@@ -261,7 +279,41 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
     assert (c["orders_sent"], c["orders_acked"], c["orders_rejected"]) == (2, 1, 1)
     assert c["unwritten_skipped"] == 1 and c["quotes_read"] == 1
     assert c["news_received"] == 1 and c["malformed_messages"] == 1
-    assert len(stats["latency_ns"]["tick_to_ack"]) == 8  # one int64 sample: the quote-driven order
+    assert len(metrics.Histogram.frombytes(stats["latency_ns"]["tick_to_ack"])) == 1  # the quote-driven order
     for sock in (news, bell, router):
         sock.close()
     json.dumps(c)
+
+
+def test_orderbook_applies_batches_whole_and_rings_per_message_when_not_conflating(
+        write_topology, component, book, ctx, tmp_path):
+    pub, ob, bell = orderbook_rig(write_topology, component, book, ctx, tmp_path, conflate=False)
+    aapl, msft = book.index["AAPL"], book.index["MSFT"]
+
+    def batch(first: int, syms: list[str], base: float) -> bytes:
+        n = len(syms)
+        return wire.encode_ticks(first, syms, [base + i for i in range(n)], [base + i + 0.5 for i in range(n)],
+                                 [base + i + 0.25 for i in range(n)], [100 * (i + 1) for i in range(n)],
+                                 [1000 + first + i for i in range(n)])
+
+    pub.send(batch(1, ["AAPL", "MSFT", "AAPL", "ZZZ"], 10.0))    # seq 1-4; AAPL's newest is seq 3
+    pub.send(batch(3, ["AAPL", "MSFT", "MSFT"], 20.0))           # seq 3-4 repeat, seq 5 new
+    pub.send(batch(9, ["AAPL"], 30.0))                           # seq 6-8 lost
+    pub.send(wire.encode_tick(10, "GOOG", 1.0, 2.0, 1.5, 7, 7))
+    pub.send(wire.encode_eos("prices", 10))
+    msgs = recv_until(bell, lambda k, f: k is wire.Kind.DOORBELL and f[0] == 4)
+    stats = ob.stop()
+    recv_until(bell, lambda k, f: k is wire.Kind.EOS)
+
+    c = stats["counters"]
+    assert c["batches"] == 3
+    assert c["ticks_applied"] == 3 + 1 + 1 + 1   # ZZZ is not in the book; 2 repeats dropped
+    assert c["unknown_symbols"] == 1 and c["tick_duplicates"] == 2 and c["tick_gaps"] == 3
+    a, m = book.read(aapl), book.read(msft)
+    assert (a.last, a.tick_seq, a.tick_ts) == (30.25, 9, 1009)
+    assert (m.last, m.tick_seq, m.size) == (22.25, 5, 300)
+    assert a.updates == 2  # one write per symbol per batch, not one per tick
+    bells = [wire.as_doorbell(f) for k, f in msgs if k is wire.Kind.DOORBELL]
+    assert [sorted(b.slots) for b in bells] == [[aapl, msft], [msft], [aapl], [book.index["GOOG"]]]
+    bell.close()
+    pub.close()

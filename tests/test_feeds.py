@@ -3,26 +3,42 @@ from __future__ import annotations
 
 import pytest
 
-from zmqtrade.feeds import CsvReplay, FeedError, NewsFeed, RandomWalk, load_csv, quote_around
+import numpy as np
+
+from zmqtrade.feeds import CsvReplay, FeedError, NewsFeed, RandomWalk, load_csv, quotes_around
 from zmqtrade.topology import Feed
 
 SYMS = ["AAA", "BBB"]
 
 
+def ticks(feed, n: int, k: int = 7) -> list[tuple]:
+    """The first ``n`` ticks of a feed as rows, taken ``k`` at a time (across block edges)."""
+    rows: list[tuple] = []
+    while len(rows) < n:
+        b = feed.take(min(k, n - len(rows)))
+        if b is None:
+            break
+        offs = b.offsets or [None] * len(b)
+        rows += list(zip(b.slots, b.bids, b.asks, b.lasts, b.sizes, offs))
+    return rows
+
+
 def test_random_walk_is_repeatable_per_seed_and_round_robin():
-    a = [next(RandomWalk(SYMS, Feed(seed=3))) for _ in range(1)]
-    w1, w2, w3 = RandomWalk(SYMS, Feed(seed=3)), RandomWalk(SYMS, Feed(seed=3)), RandomWalk(SYMS, Feed(seed=4))
-    r1 = [next(w1) for _ in range(5000)]
-    assert r1 == [next(w2) for _ in range(5000)]
-    assert r1 != [next(w3) for _ in range(5000)]
-    assert [r.slot for r in r1[:4]] == [0, 1, 0, 1] and a[0] == r1[0]
-    assert all(0 < r.bid < r.ask and r.offset_ns is None and r.size > 0 for r in r1)
+    r1 = ticks(RandomWalk(SYMS, Feed(seed=3)), 9000)
+    assert r1 == ticks(RandomWalk(SYMS, Feed(seed=3)), 9000, k=512)  # same seed, any slicing
+    assert r1 != ticks(RandomWalk(SYMS, Feed(seed=4)), 9000)
+    assert [r[0] for r in r1[:4]] == [0, 1, 0, 1]
+    assert all(0 < bid < ask and bid <= last <= ask and size > 0 and off is None
+               for _, bid, ask, last, size, off in r1)
+    moves = [abs(b[3] / a[3] - 1) for a, b in zip(r1[0::2], r1[2::2])]  # symbol 0, tick to tick
+    assert max(moves) < 0.01 and sum(moves) > 0
 
 
-def test_quote_around_keeps_a_spread():
-    assert quote_around(100.0, 2.0) == (99.99, 100.01, 100.0)
-    bid, ask, _ = quote_around(1.0, 0.0)
-    assert ask > bid
+def test_quotes_keep_a_spread():
+    bid, ask, last = quotes_around(np.array([100.0, 1.0]), 2.0)
+    assert (bid[0], ask[0], last[0]) == (99.99, 100.01, 100.0)
+    bid, ask, _ = quotes_around(np.array([1.0]), 0.0)
+    assert ask[0] > bid[0]
 
 
 def test_news_stays_in_range():
@@ -43,15 +59,17 @@ def test_csv_replay_by_timestamps_skips_unknown_symbols_and_loops(tmp_path):
     p = write(tmp_path, "timestamp,symbol,price\n0,AAA,10\n0.5,ZZZ,1\n1.0,BBB,20\n2,AAA,11\n")
     feed = CsvReplay(SYMS, Feed(kind="csv", path=str(p), pace="timestamps", speed=2.0, loop=True))
     assert feed.skipped == 1
-    rows = [next(feed) for _ in range(4)]
-    assert [(r.slot, r.last, r.offset_ns) for r in rows] == [
+    assert feed.count_due(600_000_000, 10) == 2  # rows at 0 and 0.5 s (1.0 s in the file / speed 2)
+    rows = ticks(feed, 4, k=2)
+    assert [(r[0], r[3], r[5]) for r in rows] == [
         (0, 10.0, 0), (1, 20.0, 500_000_000), (0, 11.0, 1_000_000_000), (0, 10.0, 1_000_000_001)]
 
 
 def test_csv_replay_without_loop_ends(tmp_path):
     p = write(tmp_path, "timestamp,symbol,price\n2024-01-02T10:00:00,AAA,10\n2024-01-02T10:00:01,BBB,20\n")
     feed = CsvReplay(SYMS, Feed(kind="csv", path=str(p), loop=False))
-    assert [r.offset_ns for r in feed] == [None, None]
+    assert [(r[0], r[3], r[5]) for r in ticks(feed, 10)] == [(0, 10.0, None), (1, 20.0, None)]
+    assert feed.take(1) is None and feed.exhausted
 
 
 @pytest.mark.parametrize("body, where, what", [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, ipc_endpoints, pids_of
+from conftest import DELETE, ROOT, ipc_endpoints, pids_of
 from zmqtrade import journal
 
 PROCESS_KEYS = {"kind", "pid", "exit_code", "cpu_percent", "rss_bytes", "uss_bytes", "ctx_switches", "threads"}
@@ -160,3 +160,42 @@ def test_csv_replay_through_the_stack(launch, write_topology, tmp_path):
     assert c["ticks_published"] == c["ticks_applied"] == 480  # ZZZ rows skipped, file not looped
     assert report["processes"]["gateway"]["counters"]["csv_rows_skipped"] == 120
     assert c["tick_gaps"] == 0
+
+
+def test_one_order_per_tick_mode_and_batched_replay(launch, write_topology, tmp_path):
+    """Conflation off end to end: every tick of every symbol makes exactly one order."""
+    syms = ["AAPL", "MSFT", "GOOG", "AMZN"]
+    topo = write_topology({"gateway": {"rate": 3000, "batch": 1},
+                           "orderbook": {"conflate": False},
+                           "strategies": {"trend": {"class": "every_quote", "symbols": syms, "qty": 1,
+                                                    "conflate": False, "params": DELETE},
+                                          "meanrev": DELETE},
+                           "tuning": {"cpu_dma_latency_us": 0}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-q")
+    assert run.finish() == 0, run.output + run.stderr
+    assert "cpu_dma_latency" in run.output  # held, or a warning saying why not
+    report = check_report(run_dir, n_strategies=1)
+    c = report["counters"]
+    assert c["orders_sent"] == c["ticks_applied"] == c["ticks_published"]
+    assert c["price_messages"] == c["ticks_published"]  # batch: 1
+    lat = report["latency_us"]
+    for hop in ("tick_to_book", "book_to_decision", "order_rtt", "order_to_om", "om_process", "reply_to_strategy"):
+        assert lat[hop]["count"] == c["orders_acked"], hop
+        assert 0 < lat[hop]["p50"] <= lat[hop]["p99"] <= lat[hop]["max"], hop
+    assert lat["gateway_lag"]["count"] == c["price_messages"]
+    assert report["book_staleness_us"]["count"] == c["quotes_read"]
+
+
+def test_fast_replay_is_batched_without_loss(launch, write_topology, tmp_path):
+    rows = ["timestamp,symbol,price"] + [f"{k},{('AAPL', 'MSFT')[k % 2]},{100 + k % 50}" for k in range(20_000)]
+    (tmp_path / "ticks.csv").write_text("\n".join(rows) + "\n")
+    topo = write_topology({"gateway": {"rate": 2_000_000, "lossless": True,
+                                       "feed": {"kind": "csv", "path": "ticks.csv", "loop": False}}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-q")
+    assert run.finish() == 0, run.output + run.stderr
+    c = json.loads((run_dir / "report.json").read_text())["counters"]
+    assert c["ticks_published"] == c["ticks_applied"] == 20_000 and c["tick_gaps"] == 0
+    assert c["price_messages"] < 20_000 / 10  # adaptive batches: many ticks per message
+    assert c["batches"] > 0

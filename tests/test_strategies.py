@@ -116,3 +116,12 @@ def test_parameter_checks():
     assert "outside" in MovingAverageNews.problems({"bullish": 120})[0][1]
     assert MovingAverageNews.problems({"short": 30})[0] == ("", "short (30) must be below long (20)")
     assert MovingAverageNews.problems({"bullish": 70})  == []  # an int where a float is expected is fine
+
+
+def test_every_quote_alternates_sides_per_symbol():
+    from zmqtrade.strategies.every_quote import EveryQuote
+
+    s = EveryQuote("p", ["AAPL", "MSFT"], 3, {})
+    sides = [(o := s.on_quote(quote(100.0, sym))[0]).side for sym in ("AAPL", "AAPL", "MSFT", "AAPL")]
+    assert sides == [BUY, SELL, BUY, BUY]
+    assert o.qty == 3 and o.price == pytest.approx(100.01)

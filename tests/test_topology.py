@@ -126,7 +126,7 @@ SINGLE_ERRORS = [
     ("symbol-not-published", {"strategies": {"trend": {"symbols": ["AAPL", "IBM"]}}},
      "strategies.trend.symbols[1]", "'IBM' is not published by the gateway; add it to symbols or remove it here"),
     ("unknown-builtin", {"strategies": {"trend": {"class": "nope"}}}, "strategies.trend.class",
-     "'nope' is neither a built-in (ma_news, rsi) nor module:Class"),
+     "'nope' is neither a built-in (ma_news, rsi, every_quote) nor module:Class"),
     ("unimportable-module", {"strategies": {"trend": {"class": "nosuchmodule:X"}}}, "strategies.trend.class",
      "cannot import 'nosuchmodule'"),
     ("not-a-strategy-class", {"strategies": {"trend": {"class": "zmqtrade.wire:Tick"}}}, "strategies.trend.class",

@@ -257,3 +257,37 @@ def test_decoder_rejects_other_kinds_fields(body_kind, decoder_kind):
         "empty", "garbage"])
 def test_order_clordid(body, expected):
     assert wire.order_clordid(body) == expected
+
+
+
+# --------------------------------------------------------------------------- TICKS batches
+BATCH = (7, ("AAA", "BBB", "AAA"), (1.0, 2.0, 1.5), (1.1, 2.1, 1.6), (1.05, 2.05, 1.55), (100, 200, 300), (10, 20, 30))
+
+
+def test_ticks_round_trip_and_expand():
+    body = wire.encode_ticks(*(list(c) if isinstance(c, tuple) else c for c in BATCH))
+    kind, fields = wire.unpack(body)
+    assert kind is Kind.TICKS
+    b = wire.as_ticks(fields)
+    assert b == wire.Ticks(*BATCH)
+    assert b.each() == [wire.Tick(7, "AAA", 1.0, 1.1, 1.05, 100, 10), wire.Tick(8, "BBB", 2.0, 2.1, 2.05, 200, 20),
+                        wire.Tick(9, "AAA", 1.5, 1.6, 1.55, 300, 30)]
+
+
+@pytest.mark.parametrize("fields", [
+    pytest.param(BATCH[:-1], id="short"),
+    pytest.param((7.0, *BATCH[1:]), id="first-seq-float"),
+    pytest.param((7, (), (), (), (), (), ()), id="empty"),
+    pytest.param((7, BATCH[1], BATCH[2][:2], *BATCH[3:]), id="ragged"),
+    pytest.param((7, ("AAA", 5, "AAA"), *BATCH[2:]), id="symbol-int"),
+    pytest.param((7, BATCH[1], (1.0, float("nan"), 1.5), *BATCH[3:]), id="bid-nan"),
+    pytest.param((7, BATCH[1], BATCH[2], (1.1, float("inf"), 1.6), *BATCH[4:]), id="ask-inf"),
+    pytest.param((7, BATCH[1], BATCH[2], BATCH[3], (1.0, "x", 1.0), *BATCH[5:]), id="last-str"),
+    pytest.param((7, *BATCH[1:5], (100, True, 300), BATCH[6]), id="size-bool"),
+    pytest.param((7, *BATCH[1:6], (10, 20.0, 30)), id="ts-float"),
+    pytest.param((7, ("A",) * (wire.MAX_BATCH + 1), *(((1.0,) * (wire.MAX_BATCH + 1),) * 3),
+                  ((1,) * (wire.MAX_BATCH + 1),) * 2), id="too-many"),
+])
+def test_ticks_rejects(fields):
+    with pytest.raises(WireError, match="ticks must be"):
+        wire.as_ticks(fields)

@@ -24,8 +24,6 @@ from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-import numpy as np
-
 MAGIC = 0x5A4D51424F4F4B31  # "ZMQBOOK1"
 LAYOUT_VERSION = 1
 HEADER_WORDS = 8
@@ -44,10 +42,11 @@ H_MAGIC, H_VERSION, H_NSYM, H_SLOT_WORDS, H_WRITER_PID, H_HEARTBEAT, H_CREATOR_P
 # slot word offsets
 S_SEQ, S_BID, S_ASK, S_LAST, S_SIZE, S_TICK_SEQ, S_TICK_TS, S_WRITE_TS = range(SLOT_WORDS)
 
-SLOT_DTYPE = np.dtype([
+SLOT_FIELDS = [
     ("seq", "<u8"), ("bid", "<f8"), ("ask", "<f8"), ("last", "<f8"),
     ("size", "<u8"), ("tick_seq", "<u8"), ("tick_ts", "<u8"), ("write_ts", "<u8"),
-])
+]
+"""numpy dtype of a slot, for :meth:`Book.snapshot` (numpy is imported only there)."""
 
 
 class BookError(RuntimeError):
@@ -234,9 +233,11 @@ class Book:
                     raise BookError(f"slot {slot} stayed mid-write for {READ_DEADLINE_S} s; is its writer stuck?")
         return q
 
-    def snapshot(self) -> np.ndarray:
+    def snapshot(self) -> Any:
         """Every slot as a numpy record array, each record read under its seqlock."""
-        out = np.zeros(len(self.symbols), dtype=SLOT_DTYPE)
+        import numpy as np  # not on the hot path: keeps 13 MB out of processes that never snapshot
+
+        out = np.zeros(len(self.symbols), dtype=np.dtype(SLOT_FIELDS))
         for i in range(len(self.symbols)):
             q = self.read(i)
             if q is not None:

@@ -3,7 +3,9 @@
 Pacing is open loop: every message is due at ``start + k * period`` and carries that
 scheduled time as its timestamp, so a stalled gateway shows up as latency instead of hiding.
 Between due times the process sleeps (never spins: on two cores a spinning publisher steals
-the CPU its subscribers need). When it falls behind it sends everything that is due at once.
+the CPU its subscribers need). Batching is adaptive: when one tick is due it goes alone as a
+TICK, so low rates pay no batching delay; when several are due (a high rate, or the gateway
+fell behind) they go as one TICKS message of up to ``gateway.batch`` ticks.
 """
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ from typing import Sequence
 
 import zmq
 
-from zmqtrade import sockets, wire
-from zmqtrade.feeds import NewsFeed, PriceRow, price_feed
+from zmqtrade import metrics, sockets, wire
+from zmqtrade.feeds import NewsFeed, price_feed
 from zmqtrade.service import Service, serve
 
 CONTROL_CHECK_NS = 5_000_000  # look at the control socket at least every 5 ms while busy
 SLEEP_FLOOR_NS = 2_000_000    # waits longer than this go through zmq poll (wakes on stop)
-MAX_BURST = 4096              # ticks sent in one catch-up pass before looking at control
+MAX_PASSES = 8                # batches sent in one catch-up pass before looking at control
 
 
 class Gateway(Service):
@@ -33,56 +35,88 @@ class Gateway(Service):
         self.publishers = [self.prices, self.news]
         self.feed = price_feed(self.topo.symbols, g.feed)
         self.news_feed = NewsFeed(len(self.topo.symbols), g.feed.seed)
-        self.counters.update(ticks_published=0, news_published=0,
+        self.lag = metrics.Histogram()
+        self.counters.update(ticks_published=0, price_messages=0, news_published=0,
                              csv_rows_skipped=getattr(self.feed, "skipped", 0))
         return {"gateway.prices": sockets.bound_endpoint(self.prices),
                 "gateway.news": sockets.bound_endpoint(self.news)}
 
+    def _due_count(self, now: int) -> int:
+        """How many ticks are due at ``now`` (open loop), capped at the batch size."""
+        if self.feed.exhausted:
+            return 0
+        cap = self.topo.gateway.batch
+        if self._by_ts:
+            return self.feed.count_due(now - self._t0, cap)
+        return min(cap, int((now - self._t0) / self._period) + 1 - self._k)
+
+    def _next_due(self) -> int | None:
+        if self.feed.exhausted:
+            return None
+        if self._by_ts:
+            off = self.feed.next_offset()
+            return None if off is None else self._t0 + off
+        return self._t0 + int(self._k * self._period)
+
+    def _publish_ticks(self, k: int) -> bool:
+        """Send the next ``k`` due ticks: one TICK if k == 1, else one TICKS batch."""
+        block = self.feed.take(k)
+        if block is None:
+            return True
+        t0, period, k0, n = self._t0, self._period, self._k, len(block)
+        ts = [t0 + o for o in block.offsets] if block.offsets is not None else \
+             [t0 + int((k0 + i) * period) for i in range(n)]
+        first = self._seq + 1
+        symbols = self.topo.symbols
+        if n == 1:
+            body = wire.encode_tick(first, symbols[block.slots[0]], block.bids[0], block.asks[0],
+                                    block.lasts[0], block.sizes[0], ts[0])
+        else:
+            body = wire.encode_ticks(first, [symbols[s] for s in block.slots], block.bids, block.asks,
+                                     block.lasts, block.sizes, ts)
+        if not self.send_bounded(self.prices, body):
+            return False
+        self.lag.record(time.monotonic_ns() - ts[0])
+        self._seq += n
+        self._k += n
+        self.counters["ticks_published"] += n
+        self.counters["price_messages"] += 1
+        return True
+
     def run(self) -> None:
         g = self.topo.gateway
-        symbols: Sequence[str] = self.topo.symbols
-        tick_period = 1e9 / g.rate
         news_period = 1e9 / g.news_rate
+        self._period = 1e9 / g.rate
+        self._by_ts = g.feed.kind == "csv" and g.feed.pace == "timestamps"
+        self._k = self._seq = 0
         poller = zmq.Poller()
         if self.link is not None and self.link.sock is not None:
             poller.register(self.link.sock, zmq.POLLIN)
         for pub in self.publishers:
             poller.register(pub, zmq.POLLIN)
 
-        t0 = time.monotonic_ns()
-        k_tick = k_news = 0
-        tick_seq = news_seq = 0
-        pending: PriceRow | None = next(self.feed, None)
+        self._t0 = t0 = time.monotonic_ns()
+        k_news = news_seq = 0
         next_news = t0
         last_check = t0
-        self.log.info("streaming %g ticks/s and %g news/s on %d symbols", g.rate, g.news_rate, len(symbols))
+        self.log.info("streaming %g ticks/s (batches up to %d) and %g news/s on %d symbols",
+                      g.rate, g.batch, g.news_rate, len(self.topo.symbols))
         while not self.stopping:
             now = time.monotonic_ns()
-            burst = 0
-            while pending is not None and burst < MAX_BURST:
-                due = t0 + (pending.offset_ns if pending.offset_ns is not None else int(k_tick * tick_period))
-                if due > now:
+            for _ in range(MAX_PASSES):
+                k = self._due_count(now)
+                if k <= 0 or not self._publish_ticks(k):
                     break
-                tick_seq += 1
-                body = wire.encode_tick(tick_seq, symbols[pending.slot], pending.bid, pending.ask,
-                                        pending.last, pending.size, due)
-                if not self.send_bounded(self.prices, body):
-                    break
-                self.counters["ticks_published"] += 1
-                k_tick += 1
-                burst += 1
-                pending = next(self.feed, None)
             while next_news <= now:
                 slot, sentiment = self.news_feed.next()
                 news_seq += 1
-                if not self.send_bounded(self.news, wire.encode_news(news_seq, symbols[slot], sentiment, next_news)):
+                if not self.send_bounded(self.news, wire.encode_news(news_seq, self.topo.symbols[slot], sentiment, next_news)):
                     break
                 self.counters["news_published"] += 1
                 k_news += 1
                 next_news = t0 + int(k_news * news_period)
 
-            next_tick = (t0 + (pending.offset_ns if pending.offset_ns is not None else int(k_tick * tick_period))
-                         if pending is not None else None)
+            next_tick = self._next_due()
             wake = min(next_news, next_tick) if next_tick is not None else next_news
             now = time.monotonic_ns()
             wait = wake - now
@@ -94,12 +128,14 @@ class Gateway(Service):
                     self.service_control()
             elif wait > 0:
                 time.sleep(wait / 1e9)
-        for sock, stream, seq in ((self.prices, "prices", tick_seq), (self.news, "news", news_seq)):
+        for sock, stream, seq in ((self.prices, "prices", self._seq), (self.news, "news", news_seq)):
             try:
                 sock.send(wire.encode_eos(stream, seq), zmq.NOBLOCK)
             except zmq.Again:
                 self.log.warning("could not send end of stream on %s (subscriber full)", stream)
 
+    def latency_samples(self) -> dict[str, bytes]:
+        return {"gateway_lag": self.lag.tobytes()}
 
 def main(argv: Sequence[str] | None = None) -> int:
     return serve(Gateway, argv)

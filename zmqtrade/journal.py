@@ -1,8 +1,9 @@
 """The order journal: one JSON line per accepted order, appended before the ack is sent.
 
-Each record is written with a single ``os.write`` on an ``O_APPEND`` descriptor: once the
-call returns the line is in the kernel, so it survives a SIGKILL of the order manager (not a
-power cut; that needs fsync). A reader drops a torn last line (no newline) instead of failing.
+Records are written with ``os.write`` on an ``O_APPEND`` descriptor, a batch at a time: once
+the call returns the lines are in the kernel, so they survive a SIGKILL of the order manager
+(not a power cut; that needs fsync). A reader drops a torn last line (no newline) instead of
+failing.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
+
+from zmqtrade.wire import Order
 
 FILENAME = "journal.jsonl"
 
@@ -21,14 +24,25 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.records = 0
 
-    def append(self, record: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
-        self.records += 1
+    def append_lines(self, lines: list[str]) -> None:
+        """Append complete records (from :func:`record`) with one write."""
+        data = "".join(lines).encode()
+        while data:  # a regular file takes it all at once; loop only for the pathological case
+            data = data[os.write(self._fd, data):]
+        self.records += len(lines)
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def record(order_id: int, o: Order, fill: float, recv_ts: int) -> str:
+    """One journal line. Formatted by hand, about 4x faster than json.dumps: every string in
+    it (strategy, symbol, side) was validated against the topology's name rules first, and
+    floats are finite, so it is valid JSON without escaping."""
+    return (f'{{"order_id":{order_id},"clordid":{o.clordid},"strategy":"{o.strategy}","symbol":"{o.symbol}",'
+            f'"side":"{o.side}","qty":{o.qty},"limit":{o.price!r},"price":{fill!r},"recv_ts":{recv_ts}}}\n')
 
 
 def read(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -222,6 +223,8 @@ class Launcher:
         return True
 
     def _supervise(self) -> None:
+        self._next_sample = 0.0
+        self._sample_due()  # closes the startup interval: CPU samples after this one are the load
         for name in self.children:
             self.control.send(name, control.START)
         self.stream_started = time.monotonic()
@@ -237,6 +240,8 @@ class Launcher:
 
     def _stop(self) -> None:
         self.stream_stopped = self.stream_stopped or time.monotonic()
+        self._next_sample = 0.0
+        self._sample_due()  # closes the streaming interval before the stop sequence begins
         for stage in stop_stages(self.topo):
             members = [self.children[n] for n in stage if n in self.children]
             for c in members:
@@ -262,6 +267,27 @@ class Launcher:
                 if c.exit_code not in (0, None) and not c.killed and not any(f["process"] == c.name for f in self.failures):
                     self._fail(c, f"exited with code {c.exit_code} while stopping")
 
+    def _hold_pm_qos(self) -> int | None:
+        """Hold a CPU wake-up latency limit (PM QoS) for the run, if the topology asks for one.
+
+        Writing N to /dev/cpu_dma_latency keeps idle CPUs out of sleep states slower than N us
+        while the file stays open; closing it (at the end of the run, or if we die) undoes it.
+        On a VM this is what makes a 1k-ticks/s run fast: an idle vCPU's wake-up otherwise
+        costs hundreds of microseconds per hop.
+        """
+        want = self.topo.tuning.cpu_dma_latency_us
+        if want is None:
+            return None
+        try:
+            fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+            os.write(fd, struct.pack("i", want))
+        except OSError as exc:
+            log.warning("tuning.cpu_dma_latency_us: cannot hold /dev/cpu_dma_latency (%s); running without it",
+                        exc.strerror)
+            return None
+        log.info("holding cpu_dma_latency at %d us for this run", want)
+        return fd
+
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
         """Run the stack; 0 on a clean run (also after Ctrl-C), 1 when a process failed."""
@@ -276,6 +302,7 @@ class Launcher:
         tail = ConsoleTail(lambda: list(self.children.values()),
                            max(len(n) for n in self.topo.process_names()), self.verbose)
         code = 1
+        pm_qos = self._hold_pm_qos()
         try:
             try:
                 self.control = control.ControlServer(ctx, self.topo.control)
@@ -305,14 +332,17 @@ class Launcher:
                 path.unlink(missing_ok=True)
             for s, h in old_handlers.items():
                 signal.signal(s, h)
+            if pm_qos is not None:
+                os.close(pm_qos)
         return code
 
     def _finish(self, code: int) -> None:
         duration = (self.stream_stopped - self.stream_started) if self.stream_started else 0.0
         journal_path = self.run_dir / journal.FILENAME
         records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
+        window = (self.stream_started - self._t0, self.stream_stopped - self._t0) if self.stream_started else None
         rep = report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
-                           self.children.values(), records, self.failures, launcher=self.me)
+                           self.children.values(), records, self.failures, launcher=self.me, window=window)
         report.write(self.run_dir, rep, [self.me, *self.children.values()])
         print(report.summary(rep), flush=True)
         print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)

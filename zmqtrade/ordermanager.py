@@ -1,10 +1,12 @@
 """OrderManager process: a ROUTER that answers every order with a fill or a reject.
 
-For each order: decode (a malformed body gets a reject naming the problem), validate,
-risk-check, price it from the shared book (buys at the ask, sells at the bid), journal it,
-then ack. The journal write comes before the ack, so an acked order is always on disk. A
-repeated client order id from the same strategy is answered with the original reply and
-never filled twice.
+For each order: decode (a malformed body gets a reject naming the problem), validate, price
+it from the shared book (buys at the ask, sells at the bid), risk-check, journal it, then ack.
+Orders are taken in batches (whatever is queued when the ROUTER wakes us): each is decided in
+memory, then the batch's fills go to the journal in one write, and only then are the replies
+sent. So an acked order is always in the journal, at one syscall per batch rather than per
+order. A repeated client order id from the same strategy is answered with the original reply
+and never filled twice.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from typing import Sequence
 
 import zmq
 
-from zmqtrade import sockets, wire
+from zmqtrade import journal, sockets, wire
 from zmqtrade.book import Book
 from zmqtrade.journal import FILENAME, Journal
 from zmqtrade.risk import RiskBook
-from zmqtrade.service import Service, serve
+from zmqtrade.service import LOG_DATEFMT, Service, serve
 
 MAX_DRAIN = 4096
 
@@ -34,6 +36,9 @@ class OrderManager(Service):
         self.risk = RiskBook(self.topo.ordermanager.risk)
         self.replies: dict[tuple[str, int], bytes] = {}
         self.next_order_id = 1
+        self._records: list[str] = []                 # journal lines of the batch being decided
+        self._out: list[tuple[bytes, bytes]] = []     # its replies, sent after the journal write
+        self._lines: list[str] = []                   # its human log lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
                              duplicate_orders=0, replies_undeliverable=0)
         return {"ordermanager.endpoint": sockets.bound_endpoint(self.router)}
@@ -57,7 +62,15 @@ class OrderManager(Service):
             return f"unknown strategy {o.strategy!r}"
         return None
 
+    def _reject(self, identity: bytes, cid: int, reason: str, recv_ts: int, what: str) -> bytes:
+        self.counters["orders_rejected"] += 1
+        body = wire.encode_reply(cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns())
+        self._out.append((identity, body))
+        self._lines.append(f"order - {what} rejected: {reason}")
+        return body
+
     def handle(self, frames: list[bytes]) -> None:
+        """Decide one order. Replies wait in ``_out`` until :meth:`commit` has journaled the batch."""
         c = self.counters
         recv_ts = time.monotonic_ns()
         c["orders_received"] += 1
@@ -71,22 +84,19 @@ class OrderManager(Service):
             o = wire.as_order(fields)
         except wire.WireError as exc:
             c["malformed_messages"] += 1
-            c["orders_rejected"] += 1
             cid = wire.order_clordid(frames[1]) if len(frames) == 2 else None
-            self._reply(identity, wire.encode_reply(cid if cid is not None else -1, wire.REJECTED, 0,
-                                                    f"malformed: {exc}", recv_ts, time.monotonic_ns()))
-            self.log.info("order - rejected: malformed: %s", exc)
+            self._reject(identity, cid if cid is not None else -1, f"malformed: {exc}", recv_ts, "from a client")
             return
 
         key = (o.strategy, o.clordid)
         previous = self.replies.get(key)
         if previous is not None:
             c["duplicate_orders"] += 1
-            self._reply(identity, previous)
+            self._out.append((identity, previous))
             return
 
+        what = f"{o.strategy} {o.side} {o.qty} {o.symbol}"
         reason = self._validate(o)
-        fill = 0.0
         if reason is None:
             quote = self.book.read(self.book.index[o.symbol])
             if quote is None:
@@ -94,27 +104,32 @@ class OrderManager(Service):
             else:
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.check(o, recv_ts)  # last: only a fillable order spends a rate token
-
         if reason is not None:
-            c["orders_rejected"] += 1
-            body = wire.encode_reply(o.clordid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns())
-            self.replies[key] = body
-            self._reply(identity, body)
-            self.log.info("order - %s %s %d %s rejected: %s", o.strategy, o.side, o.qty, o.symbol, reason)
+            self.replies[key] = self._reject(identity, o.clordid, reason, recv_ts, what)
             return
 
         order_id = self.next_order_id
         self.next_order_id += 1
-        self.journal.append({
-            "order_id": order_id, "clordid": o.clordid, "strategy": o.strategy, "symbol": o.symbol,
-            "side": o.side, "qty": o.qty, "limit": o.price, "price": fill, "recv_ts": recv_ts,
-        })
+        self._records.append(journal.record(order_id, o, fill, recv_ts))
         self.risk.apply(o)
         c["orders_filled"] += 1
         body = wire.encode_reply(o.clordid, wire.FILLED, order_id, fill, recv_ts, time.monotonic_ns())
         self.replies[key] = body
-        self._reply(identity, body)
-        self.log.info("order %d %s %s %d %s @ %.2f filled", order_id, o.strategy, o.side, o.qty, o.symbol, fill)
+        self._out.append((identity, body))
+        self._lines.append(f"order {order_id} {what} @ {fill:.2f} filled")
+
+    def commit(self) -> None:
+        """Group commit: journal every fill of the batch in one write, then send the replies."""
+        if self._records:
+            self.journal.append_lines(self._records)
+            self._records.clear()
+        for identity, body in self._out:
+            self._reply(identity, body)
+        self._out.clear()
+        if self._lines:
+            prefix = f"{time.strftime(LOG_DATEFMT)}.{int(time.time() * 1000) % 1000:03d} INFO {self.log.name}: "
+            sys.stderr.write("".join(prefix + line + "\n" for line in self._lines))
+            self._lines.clear()
 
     def run(self) -> None:
         poller = zmq.Poller()
@@ -131,11 +146,11 @@ class OrderManager(Service):
                     except zmq.Again:
                         break
                     self.handle(frames)
+                self.commit()
             if ctl is not None and ctl in events:
                 self.service_control()
             if self.stopping and not self.router.poll(0):
                 break
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     return serve(OrderManager, argv)

@@ -23,6 +23,8 @@ TOTALS: dict[str, tuple[str, ...]] = {
     "tick_gaps": ("orderbook",),
     "tick_duplicates": ("orderbook",),
     "doorbells": ("orderbook",),
+    "batches": ("orderbook",),
+    "price_messages": ("gateway",),
     "news_received": ("strategy",),
     "news_gaps": ("strategy",),
     "doorbell_gaps": ("strategy",),
@@ -48,18 +50,23 @@ def totals(children: Iterable[Child]) -> dict[str, int]:
     return out
 
 
+LATENCY_SERIES = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt", "order_to_om",
+                  "om_process", "reply_to_strategy", "gateway_lag")
+"""``latency_us`` always has these, in this order (zeros when a run made no samples)."""
+
+
 def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
-    series: dict[str, list[bytes]] = {}
+    """Every latency series of the run, the processes' histograms merged before percentiles."""
+    series: dict[str, list[bytes]] = {name: [] for name in (*LATENCY_SERIES, "book_staleness")}
     for c in children:
         for name, chunk in ((c.stats or {}).get("latency_ns") or {}).items():
             series.setdefault(name, []).append(chunk)
-    series.setdefault("tick_to_ack", [])
-    return {name: metrics.summarize_us(metrics.from_bytes(chunks)) for name, chunks in series.items()}
+    return {name: metrics.summarize_us(metrics.merged(chunks)) for name, chunks in series.items()}
 
 
 def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
           children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
-          launcher: Child | None = None) -> dict[str, Any]:
+          launcher: Child | None = None, window: tuple[float, float] | None = None) -> dict[str, Any]:
     children = list(children)
     processes: dict[str, Any] = {}
     for c in ([launcher] if launcher else []) + children:
@@ -67,11 +74,13 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
             "kind": c.kind, "pid": c.pid,
             "exit_code": c.exit_code if c is not launcher else exit_code,
             "killed": c.killed,
-            **c.resources(),
+            **c.resources(window),
             "counters": (c.stats or {}).get("counters", {}),
         }
     counts = totals(children)
     counts["journal_records"] = journal_records
+    lat = latency(children)
+    staleness = lat.pop("book_staleness")
     return {
         "report_version": REPORT_VERSION,
         "topology": topology,
@@ -82,7 +91,8 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "failures": failures,
         "processes": processes,
         "counters": counts,
-        "latency_us": latency(children),
+        "latency_us": lat,
+        "book_staleness_us": staleness,
     }
 
 
@@ -116,12 +126,11 @@ def summary(report: Mapping[str, Any]) -> str:
               f"  orders  sent {c['orders_sent']}  acked {c['orders_acked']}  rejected {c['orders_rejected']}"
               f"  unanswered {c['orders_unanswered']}  journal {c['journal_records']}",
               f"  malformed messages {c['malformed_messages']}"]
-    for name, lat in report["latency_us"].items():
-        if lat["count"]:
-            lines.append(f"  {name} (us, n={lat['count']}): p50 {lat['p50']:.0f}  p90 {lat['p90']:.0f}  "
-                         f"p99 {lat['p99']:.0f}  p99.9 {lat['p999']:.0f}  max {lat['max']:.0f}")
-        else:
-            lines.append(f"  {name}: no samples")
+    lines += ["", f"  {'latency (us)':<20}{'count':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]
+    rows = [*report["latency_us"].items(), ("book_staleness", report["book_staleness_us"])]
+    for name, lat in rows:
+        lines.append(f"  {name:<20}{lat['count']:>9}{lat['p50']:>9.0f}{lat['p90']:>9.0f}"
+                     f"{lat['p99']:>9.0f}{lat['p999']:>9.0f}{lat['max']:>9.0f}")
     for f in report["failures"]:
         lines.append(f"  FAILED {f['process']}: {f['reason']}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import zmq
 
@@ -85,9 +85,9 @@ class Service:
         if self.link is not None and self.link.poll_command() == control.STOP:
             self.request_stop()
 
-    def drain(self, sock: zmq.Socket, kind: wire.Kind, decode: Callable[[tuple], Any],
+    def drain(self, sock: zmq.Socket, decoders: Mapping[wire.Kind, Callable[[tuple], Any]],
               limit: int = 4096) -> tuple[list[Any], bool]:
-        """Read what is queued on a subscriber: (decoded messages of ``kind``, end of stream seen).
+        """Read what is queued on a subscriber: (messages decoded by ``decoders``, end of stream seen).
 
         Malformed or unexpected bodies are counted, never raised; a WELCOME after the first
         means the publisher came back (a reconnect), and is counted as ``resubscribed``.
@@ -102,14 +102,15 @@ class Service:
                 break
             try:
                 k, fields = wire.unpack(body)
-                if k is kind:
+                decode = decoders.get(k)
+                if decode is not None:
                     out.append(decode(fields))
                 elif k is wire.Kind.EOS:
                     eos = True
                 elif k is wire.Kind.WELCOME:
                     c["resubscribed"] = c.get("resubscribed", 0) + 1
                 else:
-                    raise wire.WireError(f"unexpected {k.name}, expected {kind.name}")
+                    raise wire.WireError(f"unexpected {k.name} on this stream")
             except wire.WireError as exc:
                 c["malformed_messages"] += 1
                 self.log.debug("malformed message: %s", exc)

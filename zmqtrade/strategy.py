@@ -19,8 +19,11 @@ from zmqtrade.service import Service, serve
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
 
 MAX_DRAIN = 4096
-HOPS = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt")
-"""Latency series a strategy records, all from the stamps an order carries (see README)."""
+DOORBELL = {wire.Kind.DOORBELL: wire.as_doorbell}
+NEWS = {wire.Kind.NEWS: wire.as_news}
+HOPS = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt", "order_to_om", "om_process",
+        "reply_to_strategy")
+"""Latency series of tick-driven fills, all from the stamps an order and its reply carry (see README)."""
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
 
@@ -38,7 +41,9 @@ class StrategyProcess(Service):
         self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name))
         self.pending: dict[int, tuple[OrderRequest, wire.Order]] = {}
         self.next_clordid = 1
-        self.latency = {name: metrics.LatencyRecorder() for name in HOPS}
+        self.latency = {name: metrics.Histogram() for name in HOPS}
+        self.staleness = metrics.Histogram()
+        self.conflate = spec.conflate
         self.counters.update(doorbells=0, doorbell_gaps=0, quotes_read=0, unwritten_skipped=0,
                              news_received=0, news_gaps=0, orders_sent=0, orders_acked=0,
                              orders_rejected=0, unmatched_replies=0, resubscribed=0)
@@ -85,47 +90,62 @@ class StrategyProcess(Service):
                 c["orders_acked"] += 1
                 self.strategy.record_fill(req)
                 if sent.tick_ts:
-                    self.record_hops(sent, now)
+                    self.record_hops(sent, reply, now)
             else:
                 c["orders_rejected"] += 1
                 self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol, reply.detail)
             self.strategy.on_reply(reply, req)
             self.send_orders(self.strategy.take_orders(None), 0, 0, time.monotonic_ns())
 
-    def record_hops(self, o: wire.Order, ack_ns: int) -> None:
-        """Latency of each hop of a tick-driven order, from the stamps it carried."""
+    def record_hops(self, o: wire.Order, r: wire.Reply, ack_ns: int) -> None:
+        """Latency of each hop of a tick-driven order, from the stamps it and its reply carry."""
         lat = self.latency
         lat["tick_to_ack"].record(ack_ns - o.tick_ts)
         lat["tick_to_book"].record(o.book_ts - o.tick_ts)
         lat["book_to_decision"].record(o.decide_ts - o.book_ts)
         lat["order_rtt"].record(ack_ns - o.send_ts)
+        lat["order_to_om"].record(r.recv_ts - o.send_ts)
+        lat["om_process"].record(r.ts_ns - r.recv_ts)
+        lat["reply_to_strategy"].record(ack_ns - r.ts_ns)
 
     # ------------------------------------------------------------------ feeds
     def on_doorbells(self) -> bool:
-        """Drain the doorbell, act on each changed symbol once; True at end of stream."""
+        """Drain the doorbell and act on what changed; True at end of stream.
+
+        Conflating (the default) acts once per changed symbol of this strategy, on the newest
+        value; ``conflate: false`` acts once per doorbell, in order.
+        """
         c = self.counters
-        bells, eos = self.drain(self.doorbell, wire.Kind.DOORBELL, wire.as_doorbell)
-        changed: set[int] = set()
+        bells, eos = self.drain(self.doorbell, DOORBELL)
         for bell in bells:
             if bell.seq > self._bell_expected:
                 c["doorbell_gaps"] += bell.seq - self._bell_expected
             self._bell_expected = bell.seq + 1
-            changed.update(bell.slots)
         c["doorbells"] += len(bells)
-        for slot in changed & self.mine:
+        if self.conflate:
+            if bells:
+                self.act_on(set().union(*(b.slots for b in bells)) & self.mine)
+        else:
+            for bell in bells:
+                self.act_on([s for s in bell.slots if s in self.mine])
+        return eos
+
+    def act_on(self, slots: Iterable[int]) -> None:
+        c, strategy = self.counters, self.strategy
+        for slot in slots:
             quote = self.book.read(slot)
             if quote is None:
                 c["unwritten_skipped"] += 1
                 continue
             c["quotes_read"] += 1
-            orders = self.strategy.take_orders(self.strategy.on_quote(quote))
+            self.staleness.record(time.monotonic_ns() - quote.write_ts)
+            orders = strategy.take_orders(strategy.on_quote(quote))
             if orders:
                 self.send_orders(orders, quote.tick_ts, quote.write_ts, time.monotonic_ns())
-        return eos
 
     def on_news(self) -> bool:
         c = self.counters
-        items, eos = self.drain(self.news, wire.Kind.NEWS, wire.as_news)
+        items, eos = self.drain(self.news, NEWS)
         symbols = self.strategy.symbols
         for news in items:
             if news.seq > self._news_expected:
@@ -169,10 +189,10 @@ class StrategyProcess(Service):
         if self.pending:
             self.log.warning("%d orders still unanswered at exit", len(self.pending))
         self.counters["orders_unanswered"] = len(self.pending)
-        self.counters["latency_samples_dropped"] = self.latency["tick_to_ack"].dropped
 
     def latency_samples(self) -> dict[str, bytes]:
-        return {name: rec.tobytes() for name, rec in self.latency.items()}
+        return {**{name: rec.tobytes() for name, rec in self.latency.items()},
+                "book_staleness": self.staleness.tobytes()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

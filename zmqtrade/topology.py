@@ -46,6 +46,12 @@ def _non_negative(v: float) -> str | None:
     return None if v >= 0 and math.isfinite(v) else "must be a finite number >= 0"
 
 
+def _batch(v: int) -> str | None:
+    from zmqtrade.wire import MAX_BATCH
+
+    return None if 1 <= v <= MAX_BATCH else f"must be 1..{MAX_BATCH} ticks per message (1 turns batching off)"
+
+
 def _endpoint(v: str) -> str | None:
     m = _ENDPOINT_RE.match(v)
     if not m:
@@ -94,12 +100,14 @@ class Gateway:
     feed: Feed = Feed()
     hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
     lossless: bool = False
+    batch: int = field(default=256, metadata=_key("batch", check=_batch))
 
 
 @dataclass(frozen=True)
 class OrderBook:
     doorbell: str = field(metadata=_key("doorbell", check=_endpoint, help="the endpoint the doorbell PUB binds"))
     hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
+    conflate: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,15 @@ class StrategySpec:
     symbols: tuple[str, ...] = field(metadata=_key("symbols", check=_symbol, help="the symbols it trades"))
     qty: int = field(default=10, metadata=_key("qty", check=_positive))
     params: Mapping[str, Any] = field(default_factory=dict)
+    conflate: bool = True
     name: str = ""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Host settings the launcher holds for the length of a run (and releases after)."""
+
+    cpu_dma_latency_us: int | None = field(default=None, metadata=_key("cpu_dma_latency_us", check=_non_negative))
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,7 @@ class Topology:
     duration_s: float = field(default=10.0, metadata=_key("duration_s", check=_non_negative))
     control: str = field(default="tcp://127.0.0.1:*", metadata=_key("control", check=_endpoint))
     report: Report = Report()
+    tuning: Tuning = Tuning()
     source: str = ""
 
     # ------------------------------------------------------------------ derived views
@@ -448,12 +465,16 @@ def describe(topo: Topology) -> str:
         f"  gateway       bind prices {g.prices}  news {g.news}",
         f"                {g.rate:g} ticks/s, {g.news_rate:g} news/s, feed {g.feed.kind}"
         + (f" seed {g.feed.seed}" if g.feed.kind == "random_walk" else f" {g.feed.path}")
-        + f", hwm {g.hwm}" + (", lossless" if g.lossless else ""),
-        f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}",
+        + f", batches up to {g.batch}, hwm {g.hwm}" + (", lossless" if g.lossless else ""),
+        f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}"
+        + ("" if ob.conflate else ", one doorbell per price message"),
         f"  ordermanager  bind {om.endpoint}  risk: max qty {om.risk.max_order_qty}, "
         f"max position {om.risk.max_position}, max {om.risk.max_orders_per_s:g} orders/s",
     ]
     for name, s in topo.strategies.items():
         params = ", ".join(f"{k}={v}" for k, v in s.params.items()) or "defaults"
-        lines.append(f"  {name:<13} {s.cls} on {', '.join(s.symbols)} qty {s.qty} ({params})")
+        lines.append(f"  {name:<13} {s.cls} on {', '.join(s.symbols)} qty {s.qty} ({params})"
+                     + ("" if s.conflate else ", acts on every doorbell"))
+    if topo.tuning.cpu_dma_latency_us is not None:
+        lines.append(f"  tuning        hold cpu_dma_latency at {topo.tuning.cpu_dma_latency_us} us")
     return "\n".join(lines)

@@ -17,6 +17,8 @@ import msgpack
 VERSION = 1
 MAX_BODY = 64 * 1024
 """Largest body any socket accepts (set as ZMQ_MAXMSGSIZE too)."""
+MAX_BATCH = 512
+"""Most ticks in one TICKS message (about 30 KB)."""
 
 
 class Kind(IntEnum):
@@ -27,6 +29,7 @@ class Kind(IntEnum):
     ORDER = 4
     REPLY = 5
     EOS = 6
+    TICKS = 7
 
 
 class WireError(ValueError):
@@ -41,6 +44,23 @@ class Tick(NamedTuple):
     last: float
     size: int
     ts_ns: int
+
+
+class Ticks(NamedTuple):
+    """Consecutive ticks in columns: tick ``i`` has sequence number ``first_seq + i``."""
+
+    first_seq: int
+    symbols: tuple[str, ...]
+    bids: tuple[float, ...]
+    asks: tuple[float, ...]
+    lasts: tuple[float, ...]
+    sizes: tuple[int, ...]
+    ts_ns: tuple[int, ...]
+
+    def each(self) -> list[Tick]:
+        """The batch as single ticks (for clients; the orderbook applies batches whole)."""
+        cols = zip(self.symbols, self.bids, self.asks, self.lasts, self.sizes, self.ts_ns)
+        return [Tick(self.first_seq + i, *row) for i, row in enumerate(cols)]
 
 
 class News(NamedTuple):
@@ -103,6 +123,11 @@ _pack = _packer.pack
 # --------------------------------------------------------------------------- encoders
 def encode_tick(seq: int, symbol: str, bid: float, ask: float, last: float, size: int, ts_ns: int) -> bytes:
     return _pack((Kind.TICK, VERSION, seq, symbol, bid, ask, last, size, ts_ns))
+
+
+def encode_ticks(first_seq: int, symbols: list[str], bids: list[float], asks: list[float],
+                 lasts: list[float], sizes: list[int], ts_ns: list[int]) -> bytes:
+    return _pack((Kind.TICKS, VERSION, first_seq, symbols, bids, asks, lasts, sizes, ts_ns))
 
 
 def encode_news(seq: int, symbol: str, sentiment: int, ts_ns: int) -> bytes:
@@ -172,6 +197,24 @@ def as_tick(f: tuple) -> Tick:
                 and (type(last) is float or type(last) is int) and -_INF < last < _INF):
             return _new(Tick, f)
     raise WireError("tick must be [seq:int, symbol:str, bid, ask, last, size:int, ts_ns:int] with finite prices")
+
+
+_NUMBER = {float, int}
+
+
+def as_ticks(f: tuple) -> Ticks:
+    """A batch: every column checked whole (set-of-types per column is cheap in C)."""
+    if len(f) == 7 and type(f[0]) is int:
+        first, syms, bids, asks, lasts, sizes, ts = f
+        if (type(syms) is tuple and 0 < len(syms) <= MAX_BATCH
+                and all(type(c) is tuple and len(c) == len(syms) for c in (bids, asks, lasts, sizes, ts))
+                and {type(x) for x in syms} == {str}
+                and {type(x) for x in sizes} == {int} and {type(x) for x in ts} == {int}
+                and {type(x) for x in bids + asks + lasts} <= _NUMBER
+                and all(map(math.isfinite, bids + asks + lasts))):
+            return _new(Ticks, f)
+    raise WireError(f"ticks must be [first_seq:int, symbols, bids, asks, lasts, sizes, ts] columns of "
+                    f"1..{MAX_BATCH} equal lengths with finite prices")
 
 
 def as_news(f: tuple) -> News:

@@ -8,6 +8,7 @@ from zmqtrade.strategies.base import BUY, SELL, OrderRequest, Strategy
 BUILTINS = {
     "ma_news": "zmqtrade.strategies.ma_news:MovingAverageNews",
     "rsi": "zmqtrade.strategies.rsi:RsiReversion",
+    "every_quote": "zmqtrade.strategies.every_quote:EveryQuote",
 }
 
 __all__ = ["BUILTINS", "BUY", "SELL", "OrderRequest", "Strategy", "StrategyLoadError", "load_strategy_class"]
@@ -18,7 +19,7 @@ class StrategyLoadError(ValueError):
 
 
 def load_strategy_class(spec: str) -> type[Strategy]:
-    """A built-in name (``ma_news``, ``rsi``) or ``package.module:ClassName``."""
+    """A built-in name (see BUILTINS) or ``package.module:ClassName``."""
     path = BUILTINS.get(spec, spec)
     if ":" not in path:
         raise StrategyLoadError(f"{spec!r} is neither a built-in ({', '.join(BUILTINS)}) nor module:Class")

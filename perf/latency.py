@@ -1,0 +1,61 @@
+"""Tick-to-ack latency at fixed rates, zmqtrade against the classic baseline, alternating.
+
+    python -m perf.latency [--quick]
+
+For each rate and transport: p50/p99/p999 of tick-to-ack, the share of scheduled ticks that
+reached the book, gaps, and the CPU of all processes (100% = one core). One order per tick.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from perf import baseline
+from perf.stack import Setup, ratio, run
+
+HEADER = (f"  {'setup':<28}{'p50 us':>9}{'p99 us':>9}{'p999 us':>9}{'deliv%':>8}{'gaps':>6}"
+          f"{'orders':>8}{'cpu%':>7}{'rssMB':>7}  vs baseline p50 / p99")
+
+
+def ours_row(s: Setup, r: dict[str, Any], base: dict[str, Any] | None) -> str:
+    lat = r["latency_us"]["tick_to_ack"]
+    vs = ""
+    if base:
+        b = base["tick_to_ack_us"]
+        vs = f"  {ratio(lat['p50'], b['p50'])} / {ratio(lat['p99'], b['p99'])}"
+    return (f"  {'zmqtrade ' + s.label():<28}{lat['p50']:>9.0f}{lat['p99']:>9.0f}{lat['p999']:>9.0f}"
+            f"{r['delivered'] * 100:>8.1f}{r['counters']['tick_gaps']:>6}{r['counters']['orders_acked']:>8}"
+            f"{r['cpu_total']:>7.0f}{r['rss_max_mb']:>7.0f}{vs}")
+
+
+def base_row(label: str, b: dict[str, Any], rate: float, duration: float) -> str:
+    lat = b["tick_to_ack_us"]
+    delivered = b["ticks_applied"] / (rate * duration) * 100
+    return (f"  {label:<28}{lat['p50']:>9.0f}{lat['p99']:>9.0f}{lat['p999']:>9.0f}{delivered:>8.1f}"
+            f"{b['tick_gaps']:>6}{b['orders_acked']:>8}{b['cpu_total']:>7.0f}"
+            f"{max(b['rss_bytes'].values()) / 1e6:>7.0f}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 s per point, tcp only plus ipc at 10k (< 60 s)")
+    args = p.parse_args(argv)
+    duration = 2.0 if args.quick else 8.0
+    points = [(1000, "tcp"), (10_000, "tcp"), (20_000, "tcp"), (10_000, "ipc")] if args.quick else \
+             [(r, t) for r in (1000, 10_000, 20_000) for t in ("tcp", "ipc")]
+    print(f"tick-to-ack latency, one order per tick, {duration:g} s per point, cpu_dma_latency held at 0")
+    print(HEADER)
+    results: dict[str, Any] = {}
+    for rate, transport in points:
+        s = Setup(rate=rate, transport=transport, duration_s=duration)
+        b = baseline.run(rate, duration, mode="event") if transport == "tcp" else None
+        r = run(s)
+        if b:
+            print(base_row(f"baseline {rate:>8,.0f}/s tcp event", b, rate, duration))
+        print(ours_row(s, r, b), flush=True)
+        results[f"{rate}-{transport}"] = {"zmqtrade": r, "baseline": b}
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Maximum sustained rate: the highest tick rate a stack carries with zero gaps, at least 97%
+of the scheduled ticks delivered to the book and tick-to-ack p99 under 5 ms.
+
+    python -m perf.max_rate [--quick]
+
+Searched upward over a ladder of rates for zmqtrade one order per tick, zmqtrade conflated,
+and the classic baseline (event-driven and 1 ms polling), each run in the same invocation.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from perf import baseline
+from perf.stack import Setup, run
+
+P99_LIMIT_US = 5000.0
+DELIVERED_MIN = 0.97
+LADDER = [2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000]
+
+
+def passes(gaps: int, delivered: float, p99: float, acked: int) -> bool:
+    return gaps == 0 and delivered >= DELIVERED_MIN and p99 < P99_LIMIT_US and acked > 0
+
+
+def search(name: str, trial: Callable[[int], tuple[bool, str]], ladder: list[int]) -> int:
+    best = 0
+    for rate in ladder:
+        ok, detail = trial(rate)
+        print(f"  {name:<28}{rate:>8,}/s  {'ok  ' if ok else 'FAIL'}  {detail}", flush=True)
+        if not ok:
+            break
+        best = rate
+    return best
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 s per point on a short ladder (< 60 s)")
+    args = p.parse_args(argv)
+    duration = 2.0 if args.quick else 6.0
+    ladder = [5_000, 15_000, 30_000] if args.quick else LADDER
+
+    def ours(per_tick: bool) -> Callable[[int], tuple[bool, str]]:
+        def trial(rate: int) -> tuple[bool, str]:
+            r = run(Setup(rate=rate, per_tick=per_tick, duration_s=duration))
+            lat, c = r["latency_us"]["tick_to_ack"], r["counters"]
+            detail = (f"delivered {r['delivered'] * 100:5.1f}%  gaps {c['tick_gaps']}  p99 {lat['p99']:.0f} us  "
+                      f"orders {c['orders_acked']}  cpu {r['cpu_total']:.0f}%")
+            return passes(c["tick_gaps"], r["delivered"], lat["p99"], c["orders_acked"]), detail
+        return trial
+
+    def classic(mode: str) -> Callable[[int], tuple[bool, str]]:
+        def trial(rate: int) -> tuple[bool, str]:
+            b = baseline.run(rate, duration, mode=mode)
+            delivered = b["ticks_applied"] / (rate * duration)
+            lat = b["tick_to_ack_us"]
+            detail = (f"delivered {delivered * 100:5.1f}%  gaps {b['tick_gaps']}  p99 {lat['p99']:.0f} us  "
+                      f"orders {b['orders_acked']}  cpu {b['cpu_total']:.0f}%")
+            return passes(b["tick_gaps"], delivered, lat["p99"], b["orders_acked"]), detail
+        return trial
+
+    print(f"maximum sustained rate: zero gaps, >= {DELIVERED_MIN:.0%} delivered, p99 < {P99_LIMIT_US / 1000:g} ms; "
+          f"{duration:g} s per point")
+    best = {
+        "zmqtrade one order per tick": search("zmqtrade one order per tick", ours(True), ladder),
+        "zmqtrade conflated": search("zmqtrade conflated", ours(False), ladder),
+        "baseline event": search("baseline event", classic("event"), ladder),
+        "baseline poll 1 ms": search("baseline poll 1 ms", classic("poll"), ladder),
+    }
+    print("  best:", ", ".join(f"{k} {v:,}/s" for k, v in best.items()))
+    return best
+
+
+if __name__ == "__main__":
+    main()

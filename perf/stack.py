@@ -1,0 +1,92 @@
+"""Run the zmqtrade stack for a benchmark: a topology built from a few knobs, its report back.
+
+Each run goes through ``launch.py`` in a fresh temp directory with ports the OS picks (or
+ipc paths in that directory), exactly as a user would run it.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA"]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One benchmark point."""
+
+    rate: float
+    transport: str = "tcp"            # tcp | ipc
+    per_tick: bool = True             # one order per tick (no conflation) or conflated
+    duration_s: float = 5.0
+    strategies: int = 1
+    lossless: bool = False
+    batch: int = 256
+    pm_qos: bool = True               # hold cpu_dma_latency at 0 for the run
+    orders: bool = True               # False: no strategy at all (ingest)
+    news_rate: float = 10.0
+
+    def label(self) -> str:
+        mode = "per-tick" if self.per_tick else "conflated"
+        return f"{self.rate:>8,.0f}/s {self.transport:<3} {mode}"
+
+
+def topology(s: Setup, tmp: Path) -> dict[str, Any]:
+    def ep(name: str) -> str:
+        return f"ipc://{tmp}/{name}.ipc" if s.transport == "ipc" else "tcp://127.0.0.1:*"
+
+    topo: dict[str, Any] = {
+        "name": "bench",
+        "duration_s": s.duration_s,
+        "control": ep("control"),
+        "symbols": SYMBOLS,
+        "gateway": {"prices": ep("prices"), "news": ep("news"), "rate": s.rate, "news_rate": s.news_rate,
+                    "lossless": s.lossless, "batch": 1 if s.per_tick else s.batch, "feed": {"seed": 3}},
+        "orderbook": {"doorbell": ep("doorbell"), "conflate": not s.per_tick},
+        "ordermanager": {"endpoint": ep("orders"),
+                         "risk": {"max_orders_per_s": 10_000_000, "max_order_qty": 1000, "max_position": 10_000}},
+        "strategies": {},
+        "report": {"sample_interval_s": 0.5},
+    }
+    if s.pm_qos:
+        topo["tuning"] = {"cpu_dma_latency_us": 0}
+    if s.orders:
+        for i in range(s.strategies):
+            topo["strategies"][f"s{i + 1}"] = {"class": "every_quote", "symbols": SYMBOLS, "qty": 1,
+                                              "conflate": not s.per_tick}
+    return topo
+
+
+def run(s: Setup) -> dict[str, Any]:
+    """Run one point; returns report.json plus ``delivered`` (ticks applied / ticks scheduled)."""
+    with tempfile.TemporaryDirectory(prefix="zmqtrade-bench-") as d:
+        tmp = Path(d)
+        path = tmp / "bench.yaml"
+        path.write_text(yaml.safe_dump(topology(s, tmp)))
+        proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), str(path), "--run-dir", str(tmp / "run"), "-q"],
+                              capture_output=True, text=True, timeout=s.duration_s + 120)
+        report_path = tmp / "run" / "report.json"
+        if proc.returncode != 0 or not report_path.exists():
+            raise RuntimeError(f"benchmark run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        report = json.loads(report_path.read_text())
+    c = report["counters"]
+    scheduled = s.rate * report["duration_s"]
+    report["delivered"] = c["ticks_applied"] / scheduled if scheduled else 0.0
+    report["cpu_total"] = round(sum(p["cpu_percent"]["mean"] for p in report["processes"].values()), 1)
+    report["rss_max_mb"] = round(max(p["rss_bytes"]["max"] for p in report["processes"].values()) / 1e6, 1)
+    return report
+
+
+def ratio(ours: float, base: float) -> str:
+    """How many times better ours is (lower is better for latency)."""
+    if not ours or not base:
+        return "   -"
+    return f"{base / ours:5.1f}x"
