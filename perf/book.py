@@ -15,10 +15,11 @@ from zmqtrade import bookcheck
 from zmqtrade.book import Book, segment_name
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    out: dict[str, float] = {}
     n, reps, stress_s = (20_000, 5, 1.0) if args.quick else (200_000, 9, 5.0)
 
     lock = multiprocessing.Lock()
@@ -49,10 +50,12 @@ def main() -> None:
         print(f"book, {n} ops x {reps} runs, uncontended (median ns/op, ± IQR)")
         base_w = per_op_ns(locked_write, n, reps)
         base_r = per_op_ns(locked_read, n, reps)
+        w, r = per_op_ns(seq_write, n, reps), per_op_ns(seq_read, n, reps)
         print(row("write: Lock + numpy row (baseline)", *base_w))
-        print(row("write: seqlock", *per_op_ns(seq_write, n, reps), base_w[0]))
+        print(row("write: seqlock", *w, base_w[0]))
         print(row("read: Lock + numpy row (baseline)", *base_r))
-        print(row("read: seqlock", *per_op_ns(seq_read, n, reps), base_r[0]))
+        print(row("read: seqlock", *r, base_r[0]))
+        out.update(write_ns=w[0], read_ns=r[0])
 
     print(f"torn-read stress, writer and reader processes, {stress_s:g} s each")
     for raw in (True, False):
@@ -60,6 +63,8 @@ def main() -> None:
         label = "without seqlock" if raw else "with seqlock"
         print(f"  {label:<16} reads {r['reads']:>10}  torn {r['torn']:>8}  "
               f"read {r['read_ns']:6.0f} ns  write {w['write_ns']:6.0f} ns (contended)")
+        out["torn_raw" if raw else "torn_seqlock"] = r["torn"]
+    return out
 
 
 if __name__ == "__main__":

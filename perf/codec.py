@@ -17,10 +17,10 @@ ORDER = wire.Order(12, "strat1", "AAPL", "BUY", 10, 173.21, 1, 2, 3, 4)
 FIELDS = ("seq", "symbol", "bid", "ask", "last", "size", "ts_ns")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     n, reps = (20_000, 5) if args.quick else (200_000, 9)
 
     tick_body = wire.encode_tick(*TICK)

@@ -30,7 +30,7 @@ def ours_row(s: Setup, r: dict[str, Any], base: dict[str, Any] | None) -> str:
 
 def base_row(label: str, b: dict[str, Any], rate: float, duration: float) -> str:
     lat = b["tick_to_ack_us"]
-    delivered = b["ticks_applied"] / (rate * duration) * 100
+    delivered = b["ticks_applied"] / max(rate * duration, b["ticks_published"]) * 100
     return (f"  {label:<28}{lat['p50']:>9.0f}{lat['p99']:>9.0f}{lat['p999']:>9.0f}{delivered:>8.1f}"
             f"{b['tick_gaps']:>6}{b['orders_acked']:>8}{b['cpu_total']:>7.0f}"
             f"{max(b['rss_bytes'].values()) / 1e6:>7.0f}")

@@ -1,7 +1,9 @@
 """OrderBook process: applies price ticks to the shared-memory book and rings the doorbell.
 
-It drains every tick already queued before ringing once, listing the slots that changed, so
-at high rates readers wake once per batch and read only the latest value (conflation). A
+It drains every tick already queued before ringing once, so at high rates readers wake once
+per batch. Conflating (the default) the doorbell lists each changed slot once, and readers
+read only the latest value; with ``orderbook.conflate: false`` it lists a slot per tick, in
+order, for strategies that act on every tick. A
 tick's sequence number is checked against the last one: a jump counts as a gap (ticks lost
 upstream), a repeat or step back as a duplicate.
 """
@@ -18,6 +20,7 @@ from zmqtrade.book import Book, BookError
 from zmqtrade.service import Service, serve
 
 MAX_DRAIN = 4096
+MAX_SLOTS = 4096  # entries per doorbell (a decoder refuses longer arrays)
 PRICES = {wire.Kind.TICK: wire.as_tick, wire.Kind.TICKS: wire.as_ticks}
 STOP_DRAIN_S = 2.0  # after "stop", keep applying until the gateway's end of stream, at most this long
 
@@ -50,7 +53,7 @@ class OrderBook(Service):
     def await_ready(self, deadline: float) -> None:
         sockets.await_welcome(self.sub, deadline)
 
-    def _apply_tick(self, t: wire.Tick, expected: int, changed: set[int]) -> int:
+    def _apply_tick(self, t: wire.Tick, expected: int, written: list[int]) -> int:
         """Write one tick; returns the next expected sequence number."""
         c = self.counters
         if t.seq != expected:
@@ -64,10 +67,10 @@ class OrderBook(Service):
         else:
             self.book.write(slot, t.bid, t.ask, t.last, t.size, t.seq, t.ts_ns, time.monotonic_ns())
             c["ticks_applied"] += 1
-            changed.add(slot)
+            written.append(slot)
         return t.seq + 1
 
-    def _apply_batch(self, b: wire.Ticks, expected: int, changed: set[int]) -> int:
+    def _apply_batch(self, b: wire.Ticks, expected: int, written: list[int], per_tick: bool) -> int:
         """Apply a batch in one pass: one seqlock write per symbol, with its newest tick.
 
         Readers only ever see the newest value of a slot, so writing the older ticks of the same
@@ -94,15 +97,20 @@ class OrderBook(Service):
                 applied -= unknown
                 continue
             write(slot, b.bids[i], b.asks[i], b.lasts[i], b.sizes[i], b.first_seq + i, b.ts_ns[i], now)
-            changed.add(slot)
+            if not per_tick:
+                written.append(slot)
+        if per_tick:  # one doorbell entry per tick, in order, for strategies that act on every tick
+            written.extend(index[s] for s in b.symbols[skip:] if s in index)
         c["ticks_applied"] += applied
         c["batches"] += 1
         return max(expected, b.first_seq + n)
 
-    def _ring(self, changed: set[int]) -> None:
-        self.bell_seq += 1
-        if self.send_bounded(self.doorbell, wire.encode_doorbell(self.bell_seq, sorted(changed), time.monotonic_ns())):
-            self.counters["doorbells"] += 1
+    def _ring(self, slots: list[int]) -> None:
+        for i in range(0, len(slots), MAX_SLOTS):
+            self.bell_seq += 1
+            body = wire.encode_doorbell(self.bell_seq, slots[i:i + MAX_SLOTS], time.monotonic_ns())
+            if self.send_bounded(self.doorbell, body):
+                self.counters["doorbells"] += 1
 
     def run(self) -> None:
         sub = self.sub
@@ -126,17 +134,14 @@ class OrderBook(Service):
             if sub in events:
                 msgs, end = self.drain(sub, PRICES, MAX_DRAIN)
                 eos |= end
-                changed: set[int] = set()
+                written: list[int] = []  # a slot per write (conflating) or per tick (not)
                 for m in msgs:
                     if type(m) is wire.Tick:
-                        expected = self._apply_tick(m, expected, changed)
+                        expected = self._apply_tick(m, expected, written)
                     else:
-                        expected = self._apply_batch(m, expected, changed)
-                    if changed and not conflate:  # one ring per price message
-                        self._ring(changed)
-                        changed = set()
-                if changed:  # one ring for everything this drain wrote
-                    self._ring(changed)
+                        expected = self._apply_batch(m, expected, written, per_tick=not conflate)
+                if written:
+                    self._ring(sorted(set(written)) if conflate else written)
             else:
                 self.book.heartbeat()
             if self.doorbell in events:

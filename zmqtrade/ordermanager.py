@@ -34,10 +34,10 @@ class OrderManager(Service):
         self.router = self.track(sockets.router(self.ctx, self.topo.ordermanager.endpoint))
         self.journal = self.own(Journal(self.args.run_dir / FILENAME))
         self.risk = RiskBook(self.topo.ordermanager.risk)
-        self.replies: dict[tuple[str, int], bytes] = {}
+        self.replies: dict[tuple[str, int], tuple] = {}  # (strategy, clordid) -> reply fields
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
-        self._out: list[tuple[bytes, bytes]] = []     # its replies, sent after the journal write
+        self._out: list[tuple[bytes, list[tuple]]] = []  # replies per message, sent after the journal write
         self._lines: list[str] = []                   # its human log lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
                              duplicate_orders=0, replies_undeliverable=0)
@@ -62,39 +62,58 @@ class OrderManager(Service):
             return f"unknown strategy {o.strategy!r}"
         return None
 
-    def _reject(self, identity: bytes, cid: int, reason: str, recv_ts: int, what: str) -> bytes:
+    def _reject(self, cid: int, reason: str, recv_ts: int, what: str) -> tuple:
         self.counters["orders_rejected"] += 1
-        body = wire.encode_reply(cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns())
-        self._out.append((identity, body))
         self._lines.append(f"order - {what} rejected: {reason}")
-        return body
+        return (cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns())
 
     def handle(self, frames: list[bytes]) -> None:
-        """Decide one order. Replies wait in ``_out`` until :meth:`commit` has journaled the batch."""
+        """Decide every order of one message; its replies wait in ``_out`` for :meth:`commit`.
+
+        A message is one ORDER or an ORDERS batch (what a client produced in one wake-up);
+        it is answered with one REPLY or one REPLIES message holding a reply per order, in order.
+        """
         c = self.counters
         recv_ts = time.monotonic_ns()
-        c["orders_received"] += 1
         identity = frames[0]
         try:
             if len(frames) != 2:
                 raise wire.WireError(f"expected one body frame, got {len(frames) - 1}")
             kind, fields = wire.unpack(frames[1])
-            if kind is not wire.Kind.ORDER:
-                raise wire.WireError(f"expected an ORDER, got {kind.name}")
-            o = wire.as_order(fields)
+            if kind is wire.Kind.ORDER:
+                items: tuple = (fields,)
+            elif kind is wire.Kind.ORDERS:
+                items = wire.as_batch(fields)
+            else:
+                raise wire.WireError(f"expected an ORDER or ORDERS, got {kind.name}")
         except wire.WireError as exc:
+            c["orders_received"] += 1
             c["malformed_messages"] += 1
             cid = wire.order_clordid(frames[1]) if len(frames) == 2 else None
-            self._reject(identity, cid if cid is not None else -1, f"malformed: {exc}", recv_ts, "from a client")
+            self._out.append((identity, [self._reject(cid if cid is not None else -1, f"malformed: {exc}",
+                                                      recv_ts, "from a client")]))
             return
+        replies = []
+        for item in items:
+            c["orders_received"] += 1
+            try:
+                o = wire.as_order(item)
+            except wire.WireError as exc:
+                c["malformed_messages"] += 1
+                cid = item[0] if item and type(item[0]) is int else -1
+                replies.append(self._reject(cid, f"malformed: {exc}", recv_ts, "from a client"))
+                continue
+            replies.append(self.decide(o, recv_ts))
+        self._out.append((identity, replies))
 
+    def decide(self, o: wire.Order, recv_ts: int) -> tuple:
+        """Fill or reject one well-formed order; the reply's fields."""
+        c = self.counters
         key = (o.strategy, o.clordid)
         previous = self.replies.get(key)
         if previous is not None:
             c["duplicate_orders"] += 1
-            self._out.append((identity, previous))
-            return
-
+            return previous
         what = f"{o.strategy} {o.side} {o.qty} {o.symbol}"
         reason = self._validate(o)
         if reason is None:
@@ -105,26 +124,24 @@ class OrderManager(Service):
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.check(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            self.replies[key] = self._reject(identity, o.clordid, reason, recv_ts, what)
-            return
-
+            reply = self.replies[key] = self._reject(o.clordid, reason, recv_ts, what)
+            return reply
         order_id = self.next_order_id
         self.next_order_id += 1
         self._records.append(journal.record(order_id, o, fill, recv_ts))
         self.risk.apply(o)
         c["orders_filled"] += 1
-        body = wire.encode_reply(o.clordid, wire.FILLED, order_id, fill, recv_ts, time.monotonic_ns())
-        self.replies[key] = body
-        self._out.append((identity, body))
+        reply = self.replies[key] = (o.clordid, wire.FILLED, order_id, fill, recv_ts, time.monotonic_ns())
         self._lines.append(f"order {order_id} {what} @ {fill:.2f} filled")
+        return reply
 
     def commit(self) -> None:
         """Group commit: journal every fill of the batch in one write, then send the replies."""
         if self._records:
             self.journal.append_lines(self._records)
             self._records.clear()
-        for identity, body in self._out:
-            self._reply(identity, body)
+        for identity, replies in self._out:
+            self._reply(identity, wire.encode_replies(replies))
         self._out.clear()
         if self._lines:
             prefix = f"{time.strftime(LOG_DATEFMT)}.{int(time.time() * 1000) % 1000:03d} INFO {self.log.name}: "

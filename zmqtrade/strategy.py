@@ -18,9 +18,10 @@ from zmqtrade.book import Book
 from zmqtrade.service import Service, serve
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
 
-MAX_DRAIN = 4096
 DOORBELL = {wire.Kind.DOORBELL: wire.as_doorbell}
 NEWS = {wire.Kind.NEWS: wire.as_news}
+REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
+           wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f))}
 HOPS = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt", "order_to_om", "om_process",
         "reply_to_strategy")
 """Latency series of tick-driven fills, all from the stamps an order and its reply carry (see README)."""
@@ -40,12 +41,13 @@ class StrategyProcess(Service):
         self.news = self.track(sockets.subscriber(self.ctx, topo.gateway.news, topo.gateway.hwm))
         self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name))
         self.pending: dict[int, tuple[OrderRequest, wire.Order]] = {}
+        self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
         self.next_clordid = 1
         self.latency = {name: metrics.Histogram() for name in HOPS}
         self.staleness = metrics.Histogram()
         self.conflate = spec.conflate
         self.counters.update(doorbells=0, doorbell_gaps=0, quotes_read=0, unwritten_skipped=0,
-                             news_received=0, news_gaps=0, orders_sent=0, orders_acked=0,
+                             news_received=0, news_gaps=0, orders_sent=0, order_messages=0, orders_acked=0,
                              orders_rejected=0, unmatched_replies=0, resubscribed=0)
         return {}
 
@@ -55,47 +57,51 @@ class StrategyProcess(Service):
 
     # ------------------------------------------------------------------ orders
     def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
+        """Queue orders; :meth:`flush_orders` sends everything one wake-up produced at once."""
         for req in orders:
-            cid = self.next_clordid
+            self._queued.append((self.next_clordid, req, tick_ts, book_ts, decide_ts))
             self.next_clordid += 1
-            send_ts = time.monotonic_ns()
-            order = wire.Order(cid, self.name, req.symbol, req.side, req.qty, float(req.price),
-                               tick_ts, book_ts, decide_ts, send_ts)
-            self.orders.send(wire.encode_order(order))
-            self.pending[cid] = (req, order)
-            self.counters["orders_sent"] += 1
+
+    def flush_orders(self) -> None:
+        """Send the queued orders: one alone as ORDER, several as ORDERS (one message, one wake-up
+        of the order manager, one REPLIES back), so the order path batches exactly when busy."""
+        if not self._queued:
+            return
+        now = time.monotonic_ns()
+        out = []
+        for cid, req, tick_ts, book_ts, decide_ts in self._queued:
+            o = wire.Order(cid, self.name, req.symbol, req.side, req.qty, float(req.price),
+                           tick_ts, book_ts, decide_ts, now)
+            self.pending[cid] = (req, o)
+            out.append(o)
+        self._queued.clear()
+        for i in range(0, len(out), wire.MAX_BATCH):
+            self.orders.send(wire.encode_orders(out[i:i + wire.MAX_BATCH]))
+            self.counters["order_messages"] += 1
+        self.counters["orders_sent"] += len(out)
 
     def on_replies(self) -> None:
         c = self.counters
-        for _ in range(MAX_DRAIN):
-            try:
-                body = self.orders.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            now = time.monotonic_ns()
-            try:
-                kind, fields = wire.unpack(body)
-                if kind is not wire.Kind.REPLY:
-                    raise wire.WireError(f"unexpected {kind.name} on the order socket")
-                reply = wire.as_reply(fields)
-            except wire.WireError:
-                c["malformed_messages"] += 1
-                continue
-            entry = self.pending.pop(reply.clordid, None)
-            if entry is None:
-                c["unmatched_replies"] += 1
-                continue
-            req, sent = entry
-            if reply.filled:
-                c["orders_acked"] += 1
-                self.strategy.record_fill(req)
-                if sent.tick_ts:
-                    self.record_hops(sent, reply, now)
-            else:
-                c["orders_rejected"] += 1
-                self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol, reply.detail)
-            self.strategy.on_reply(reply, req)
-            self.send_orders(self.strategy.take_orders(None), 0, 0, time.monotonic_ns())
+        batches, _ = self.drain(self.orders, REPLIES)
+        now = time.monotonic_ns()
+        for replies in batches:
+            for reply in replies:
+                entry = self.pending.pop(reply.clordid, None)
+                if entry is None:
+                    c["unmatched_replies"] += 1
+                    continue
+                req, sent = entry
+                if reply.filled:
+                    c["orders_acked"] += 1
+                    self.strategy.record_fill(req)
+                    if sent.tick_ts:
+                        self.record_hops(sent, reply, now)
+                else:
+                    c["orders_rejected"] += 1
+                    self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol,
+                                  reply.detail)
+                self.strategy.on_reply(reply, req)
+                self.send_orders(self.strategy.take_orders(None), 0, 0, time.monotonic_ns())
 
     def record_hops(self, o: wire.Order, r: wire.Reply, ack_ns: int) -> None:
         """Latency of each hop of a tick-driven order, from the stamps it and its reply carry."""
@@ -186,6 +192,7 @@ class StrategyProcess(Service):
                 news_eos |= self.on_news()
             if ctl is not None and ctl in events:
                 self.service_control()
+            self.flush_orders()
         if self.pending:
             self.log.warning("%d orders still unanswered at exit", len(self.pending))
         self.counters["orders_unanswered"] = len(self.pending)

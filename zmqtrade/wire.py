@@ -30,6 +30,8 @@ class Kind(IntEnum):
     REPLY = 5
     EOS = 6
     TICKS = 7
+    ORDERS = 8
+    REPLIES = 9
 
 
 class WireError(ValueError):
@@ -142,8 +144,22 @@ def encode_order(o: Order) -> bytes:
     return _pack((Kind.ORDER, VERSION, *o))
 
 
+def encode_orders(orders: list[Order]) -> bytes:
+    """One order alone as ORDER; several (produced in one wake-up) as one ORDERS message."""
+    if len(orders) == 1:
+        return _pack((Kind.ORDER, VERSION, *orders[0]))
+    return _pack((Kind.ORDERS, VERSION, orders))
+
+
 def encode_reply(clordid: int, status: str, order_id: int, detail: Any, recv_ts: int, ts_ns: int) -> bytes:
     return _pack((Kind.REPLY, VERSION, clordid, status, order_id, detail, recv_ts, ts_ns))
+
+
+def encode_replies(replies: list[tuple]) -> bytes:
+    """Reply tuples (fields after kind and version): one as REPLY, several as one REPLIES."""
+    if len(replies) == 1:
+        return _pack((Kind.REPLY, VERSION, *replies[0]))
+    return _pack((Kind.REPLIES, VERSION, replies))
 
 
 def encode_welcome(stream: str, session: int) -> bytes:
@@ -269,6 +285,16 @@ def as_eos(f: tuple) -> Eos:
 
 
 _new = tuple.__new__  # NamedTuple from a tuple of the right length, without re-packing args
+
+
+def as_batch(f: tuple, limit: int = MAX_BATCH) -> tuple:
+    """The items of an ORDERS or REPLIES message; each is decoded (and may fail) on its own."""
+    if len(f) != 1 or type(f[0]) is not tuple or not 0 < len(f[0]) <= limit:
+        raise WireError(f"a batch must be [[item, ...]] with 1..{limit} items")
+    items = f[0]
+    if not all(type(i) is tuple for i in items):
+        raise WireError("every item of a batch must be an array of fields")
+    return items
 
 
 def order_clordid(body: bytes) -> int | None:
