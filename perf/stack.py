@@ -31,6 +31,7 @@ class Setup:
     lossless: bool = False
     batch: int = 256
     pm_qos: bool = True               # hold cpu_dma_latency at 0 for the run
+    window_us: float = 200.0          # gateway.batch_window_us (the default)
     orders: bool = True               # False: no strategy at all (ingest)
     news_rate: float = 10.0
 
@@ -49,7 +50,7 @@ def topology(s: Setup, tmp: Path) -> dict[str, Any]:
         "control": ep("control"),
         "symbols": SYMBOLS,
         "gateway": {"prices": ep("prices"), "news": ep("news"), "rate": s.rate, "news_rate": s.news_rate,
-                    "lossless": s.lossless, "batch": s.batch, "feed": {"seed": 3}},
+                    "lossless": s.lossless, "batch": s.batch, "batch_window_us": s.window_us, "feed": {"seed": 3}},
         "orderbook": {"doorbell": ep("doorbell"), "conflate": not s.per_tick},
         "ordermanager": {"endpoint": ep("orders"),
                          "risk": {"max_orders_per_s": 10_000_000, "max_order_qty": 1000, "max_position": 10_000}},

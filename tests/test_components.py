@@ -349,3 +349,23 @@ def test_orderbook_applies_batches_whole_and_rings_per_message_when_not_conflati
     assert rung == [aapl, msft, aapl, msft, aapl, book.index["GOOG"]]  # a slot per applied tick
     bell.close()
     pub.close()
+
+
+def test_gateway_batch_window_groups_ticks_but_keeps_their_schedule(write_topology, component, book, ctx, tmp_path):
+    topo = write_topology({"gateway": {"prices": f"ipc://{tmp_path}/p.ipc", "news": f"ipc://{tmp_path}/n.ipc",
+                                       "rate": 5000, "batch_window_us": 2000}})
+    gw = component("gateway", topo, book.name)
+    ready = gw.expect("ready")
+    prices = sockets.subscriber(ctx, ready["endpoints"]["gateway.prices"])
+    news = sockets.subscriber(ctx, ready["endpoints"]["gateway.news"])
+    sockets.await_welcome(prices, time.monotonic() + 10)
+    sockets.await_welcome(news, time.monotonic() + 10)
+    gw.start()
+    msgs = recv_until(prices, lambda k, f: k in (wire.Kind.TICK, wire.Kind.TICKS) and f[0] >= 2000)
+    gw.stop()
+    ticks = price_ticks(msgs)
+    assert [t.seq for t in ticks] == list(range(1, len(ticks) + 1))
+    assert {b.ts_ns - a.ts_ns for a, b in zip(ticks, ticks[1:])} <= {199_999, 200_000, 200_001}
+    assert len(msgs) < len(ticks) / 4  # ~10 ticks share each 2 ms window
+    prices.close()
+    news.close()

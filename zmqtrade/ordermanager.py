@@ -34,10 +34,11 @@ class OrderManager(Service):
         self.router = self.track(sockets.router(self.ctx, self.topo.ordermanager.endpoint))
         self.journal = self.own(Journal(self.args.run_dir / FILENAME))
         self.risk = RiskBook(self.topo.ordermanager.risk)
-        self.replies: dict[tuple[str, int], tuple] = {}  # (strategy, clordid) -> reply fields
+        self.replies: dict[tuple[str, int], list] = {}  # (strategy, clordid) -> reply fields
+        self._fresh: list[list] = []                    # replies of this batch, to stamp at commit
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
-        self._out: list[tuple[bytes, list[tuple]]] = []  # replies per message, sent after the journal write
+        self._out: list[tuple[bytes, list[list]]] = []  # replies per message, sent after the journal write
         self._lines: list[str] = []                   # its human log lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
                              duplicate_orders=0, replies_undeliverable=0)
@@ -62,10 +63,12 @@ class OrderManager(Service):
             return f"unknown strategy {o.strategy!r}"
         return None
 
-    def _reject(self, cid: int, reason: str, recv_ts: int, what: str) -> tuple:
+    def _reject(self, cid: int, reason: str, recv_ts: int, what: str) -> list:
         self.counters["orders_rejected"] += 1
         self._lines.append(f"order - {what} rejected: {reason}")
-        return (cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns())
+        reply = [cid, wire.REJECTED, 0, reason, recv_ts, 0]
+        self._fresh.append(reply)
+        return reply
 
     def handle(self, frames: list[bytes]) -> None:
         """Decide every order of one message; its replies wait in ``_out`` for :meth:`commit`.
@@ -93,7 +96,7 @@ class OrderManager(Service):
             self._out.append((identity, [self._reject(cid if cid is not None else -1, f"malformed: {exc}",
                                                       recv_ts, "from a client")]))
             return
-        replies = []
+        replies: list[list] = []
         for item in items:
             c["orders_received"] += 1
             try:
@@ -106,8 +109,8 @@ class OrderManager(Service):
             replies.append(self.decide(o, recv_ts))
         self._out.append((identity, replies))
 
-    def decide(self, o: wire.Order, recv_ts: int) -> tuple:
-        """Fill or reject one well-formed order; the reply's fields."""
+    def decide(self, o: wire.Order, recv_ts: int) -> list:
+        """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
         c = self.counters
         key = (o.strategy, o.clordid)
         previous = self.replies.get(key)
@@ -131,7 +134,8 @@ class OrderManager(Service):
         self._records.append(journal.record(order_id, o, fill, recv_ts))
         self.risk.apply(o)
         c["orders_filled"] += 1
-        reply = self.replies[key] = (o.clordid, wire.FILLED, order_id, fill, recv_ts, time.monotonic_ns())
+        reply = self.replies[key] = [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0]
+        self._fresh.append(reply)
         self._lines.append(f"order {order_id} {what} @ {fill:.2f} filled")
         return reply
 
@@ -140,6 +144,10 @@ class OrderManager(Service):
         if self._records:
             self.journal.append_lines(self._records)
             self._records.clear()
+        now = time.monotonic_ns()
+        for reply in self._fresh:  # sent time: after the journal write, so om_process includes it
+            reply[5] = now
+        self._fresh.clear()
         for identity, replies in self._out:
             self._reply(identity, wire.encode_replies(replies))
         self._out.clear()

@@ -33,6 +33,7 @@ READY_TIMEOUT_S = 15.0
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%H:%M:%S"
 PR_SET_PDEATHSIG = 1
+PR_SET_TIMERSLACK = 29
 T = TypeVar("T")
 
 
@@ -198,14 +199,17 @@ def default_book_name(topo: Topology) -> str:
     return f"zmqtrade_hand_{topo.name}"
 
 
+def prctl(option: int, value: int) -> bool:
+    """Linux prctl(2) for this process; False where it is not available."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGTERM us when the launcher dies, so a killed launcher leaves no orphans."""
-    if not parent_pid:
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
+    if not parent_pid or not prctl(PR_SET_PDEATHSIG, signal.SIGTERM):
         return
     if os.getppid() != parent_pid:  # it died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)

@@ -101,6 +101,7 @@ class Gateway:
     hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
     lossless: bool = False
     batch: int = field(default=256, metadata=_key("batch", check=_batch))
+    batch_window_us: float = field(default=200.0, metadata=_key("batch_window_us", check=_non_negative))
 
 
 @dataclass(frozen=True)
@@ -465,7 +466,7 @@ def describe(topo: Topology) -> str:
         f"  gateway       bind prices {g.prices}  news {g.news}",
         f"                {g.rate:g} ticks/s, {g.news_rate:g} news/s, feed {g.feed.kind}"
         + (f" seed {g.feed.seed}" if g.feed.kind == "random_walk" else f" {g.feed.path}")
-        + f", batches up to {g.batch}, hwm {g.hwm}" + (", lossless" if g.lossless else ""),
+        + f", batches up to {g.batch} (window {g.batch_window_us:g} us), hwm {g.hwm}" + (", lossless" if g.lossless else ""),
         f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}"
         + ("" if ob.conflate else ", one doorbell per price message"),
         f"  ordermanager  bind {om.endpoint}  risk: max qty {om.risk.max_order_qty}, "
