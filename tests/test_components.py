@@ -46,9 +46,10 @@ def ctx():
 
 
 # --------------------------------------------------------------------------- gateway
-def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, component, book, ctx, tmp_path):
+def gateway_rig(write_topology, component, book, ctx, tmp_path, **gateway):
+    """A started gateway process with the test subscribed to both its streams."""
     topo = write_topology({"gateway": {"prices": f"ipc://{tmp_path}/p.ipc", "news": f"ipc://{tmp_path}/n.ipc",
-                                       "rate": 2000, "news_rate": 200}})
+                                       **gateway}})
     gw = component("gateway", topo, book.name)
     ready = gw.expect("ready")
     prices = sockets.subscriber(ctx, ready["endpoints"]["gateway.prices"])
@@ -56,6 +57,11 @@ def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, componen
     sockets.await_welcome(prices, time.monotonic() + 10)
     sockets.await_welcome(news, time.monotonic() + 10)
     gw.start()
+    return gw, prices, news
+
+
+def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, component, book, ctx, tmp_path):
+    gw, prices, news = gateway_rig(write_topology, component, book, ctx, tmp_path, rate=2000, news_rate=200)
     ticks = price_ticks(recv_until(prices, lambda k, f: k in (wire.Kind.TICK, wire.Kind.TICKS) and f[0] >= 400))
     items = [wire.as_news(f) for k, f in recv_until(news, lambda k, f: k is wire.Kind.NEWS and f[0] >= 20)]
     stats = gw.stop()
@@ -352,15 +358,7 @@ def test_orderbook_applies_batches_whole_and_rings_per_message_when_not_conflati
 
 
 def test_gateway_batch_window_groups_ticks_but_keeps_their_schedule(write_topology, component, book, ctx, tmp_path):
-    topo = write_topology({"gateway": {"prices": f"ipc://{tmp_path}/p.ipc", "news": f"ipc://{tmp_path}/n.ipc",
-                                       "rate": 5000, "batch_window_us": 2000}})
-    gw = component("gateway", topo, book.name)
-    ready = gw.expect("ready")
-    prices = sockets.subscriber(ctx, ready["endpoints"]["gateway.prices"])
-    news = sockets.subscriber(ctx, ready["endpoints"]["gateway.news"])
-    sockets.await_welcome(prices, time.monotonic() + 10)
-    sockets.await_welcome(news, time.monotonic() + 10)
-    gw.start()
+    gw, prices, news = gateway_rig(write_topology, component, book, ctx, tmp_path, rate=5000, batch_window_us=2000)
     msgs = recv_until(prices, lambda k, f: k in (wire.Kind.TICK, wire.Kind.TICKS) and f[0] >= 2000)
     gw.stop()
     ticks = price_ticks(msgs)
@@ -369,3 +367,24 @@ def test_gateway_batch_window_groups_ticks_but_keeps_their_schedule(write_topolo
     assert len(msgs) < len(ticks) / 4  # ~10 ticks share each 2 ms window
     prices.close()
     news.close()
+
+
+def test_ordermanager_forgets_old_answers_but_never_fills_twice(write_topology, component, book, ctx, tmp_path):
+    ep = f"ipc://{tmp_path}/om.ipc"
+    topo = write_topology({"ordermanager": {"endpoint": ep, "replies_kept": 10}})
+    book.write(book.index["AAPL"], 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
+    om = component("ordermanager", topo, book.name)
+    om.expect("ready")
+    om.start()
+    d = sockets.dealer(ctx, ep, "trend")
+    first = [ask(d, order(cid, qty=1, side="BUY" if cid % 2 else "SELL")) for cid in range(1, 31)]
+    assert all(r.filled for r in first)
+    recent = ask(d, order(30, qty=1, side="SELL"))
+    assert recent == first[-1]                           # still remembered: the same answer
+    old = ask(d, order(3, qty=1))
+    assert (old.status, old.order_id) == ("rejected", 0)  # forgotten: refused, not filled again
+    assert "too old to replay" in old.detail
+    stats = om.stop()
+    d.close()
+    assert stats["counters"]["orders_filled"] == 30 and stats["counters"]["duplicate_orders"] == 2
+    assert len(list(journal.read(tmp_path / journal.FILENAME))) == 30

@@ -1,42 +1,76 @@
-"""Command line: ``zmqtrade run FILE`` (what ``python launch.py FILE`` does) and ``zmqtrade check FILE``.
+"""Command line.
 
-Exit status: 0 a clean run (Ctrl-C included), 1 a process failed, 2 a bad topology or usage.
+    zmqtrade run FILE [FILE ...] [--set K=V ...] [--sweep K=V1,V2 ...]   (what launch.py does)
+    zmqtrade check FILE [--set K=V ...]
+    zmqtrade compare RUN_DIR [RUN_DIR ...]
+
+One file and no sweep is one run. Several files and/or sweeps run every combination in turn,
+each into its own run directory, and end with one comparison table. Every point is
+validated before the first one starts. Exit status: 0 clean (Ctrl-C included), 1 a process
+failed (in any point), 2 a bad topology, override or usage.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from zmqtrade import topology
+from zmqtrade import overrides, topology
 from zmqtrade.service import LOG_DATEFMT
 
-COMMANDS = ("run", "check")
+COMMANDS = ("run", "check", "compare")
 
 
 def _run_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Start, supervise and stop a zmqtrade stack, then report.")
-    p.add_argument("topology", help="the topology file (YAML)")
-    p.add_argument("--check", action="store_true", help="only validate the file and print the resolved stack")
+    p.add_argument("topology", nargs="+", help="topology file(s) (YAML); several are run in turn and compared")
+    p.add_argument("--check", action="store_true", help="only validate and print the resolved stack(s)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key, e.g. gateway.rate=20000 or strategies.s1.params.short=3 (repeatable)")
+    p.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="run once per value (several sweeps: every combination) and compare (repeatable)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="seconds to stream (overrides duration_s; 0 = until Ctrl-C)")
     p.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
-                   help="where logs, journal and report go (default runs/<time>-<topology>)")
+                   help="where logs, journal and report go (default runs/<time>-<topology>); "
+                        "for a sweep, the folder that gets one run directory per point")
     p.add_argument("-v", "--verbose", action="store_true", help="show every order line on the console")
-    p.add_argument("-q", "--quiet", action="store_true", help="no merged view of the processes' logs (the launcher's own lines and the report still print)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no merged view of the processes' logs (the launcher's own lines and the report still print)")
     return p
 
 
-def load_or_exit(path: str) -> topology.Topology:
+def _fail(problems: list[str], what: str) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{what}; nothing was started", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_or_exit(path: str, sets: dict[str, Any] | None = None) -> topology.Topology:
     try:
-        return topology.load(path)
+        return topology.load(path, sets)
     except topology.TopologyError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
-        print(f"{exc.source}: {len(exc.problems)} problem(s); nothing was started", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail([f"{exc.source}: {p}" for p in exc.problems], f"{exc.source}: {len(exc.problems)} problem(s)")
+        raise  # unreachable: _fail exits
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.Topology]]:
+    """Every (file, overrides, validated topology) to run, all checked before any starts."""
+    try:
+        sets = dict(overrides.parse_assignment(s) for s in args.sets)
+        sweeps = [overrides.parse_sweep(s) for s in args.sweeps]
+    except overrides.OverrideError as exc:
+        _fail([f"--set/--sweep {exc}"], "bad override")
+    runs = []
+    for path in args.topology:
+        for point in overrides.points(sweeps):
+            merged = {**sets, **point}
+            runs.append((path, point, load_or_exit(path, merged or None)))
+    return runs
 
 
 def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
@@ -44,23 +78,62 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
     if args.duration is not None and args.duration < 0:
         print(f"{prog}: --duration must be >= 0", file=sys.stderr)
         return 2
-    topo = load_or_exit(args.topology)
+    runs = plan(args)
     if args.check:
-        print(topology.describe(topo))
+        for path, point, topo in runs:
+            print(topology.describe(topo) + (f"\n  (sweep point {overrides.label(point)})" if point else ""))
         print("ok")
         return 0
     from zmqtrade.launcher import Launcher, default_run_dir
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, datefmt=LOG_DATEFMT,
                         format="launcher | %(asctime)s %(message)s")
-    run_dir = args.run_dir or default_run_dir(topo)
-    return Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet).run()
+    if len(runs) == 1:
+        topo = runs[0][2]
+        return Launcher(topo, args.run_dir or default_run_dir(topo), args.duration,
+                        verbose=args.verbose, console=not args.quiet).run()
+    return sweep(runs, args)
+
+
+def sweep(runs: list[tuple[str, dict[str, Any], topology.Topology]], args: argparse.Namespace) -> int:
+    """Run each point in turn into ``<base>/<nn>-<topology>-<point>``, then print one comparison."""
+    from zmqtrade import compare
+    from zmqtrade.launcher import Launcher
+
+    base = args.run_dir or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-sweep"
+    dirs, names, worst = [], [], 0
+    for i, (path, point, topo) in enumerate(runs, start=1):
+        name = f"{topo.name}" + (f" {overrides.describe(point.items())}" if point else "")
+        run_dir = base / f"{i:02d}-{topo.name}-{overrides.label(point)}"
+        print(f"\n=== sweep point {i}/{len(runs)}: {name} -> {run_dir}", flush=True)
+        code = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet).run()
+        worst = max(worst, code)
+        dirs.append(run_dir)
+        names.append(name)
+        if code and not (run_dir / "report.json").exists():
+            break
+    text = compare.compare(dirs, names)
+    (base / "comparison.txt").write_text(text + "\n")
+    print(f"\n{text}\n\ncomparison: {base / 'comparison.txt'}", flush=True)
+    return worst
+
+
+def compare_cmd(argv: Sequence[str]) -> int:
+    from zmqtrade import compare
+
+    p = argparse.ArgumentParser(prog="zmqtrade compare", description=compare.__doc__.split("\n")[0])
+    p.add_argument("run_dirs", nargs="+", help="run directories (each holds a report.json)")
+    args = p.parse_args(argv)
+    print(compare.compare(args.run_dirs))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check":
         return run([*argv[1:], "--check"], prog="zmqtrade check")
+    if argv and argv[0] == "compare":
+        return compare_cmd(argv[1:])
     if argv and argv[0] == "run":
         argv = argv[1:]
     return run(argv)

@@ -220,7 +220,21 @@ class Launcher:
                 resolved.update(self.children[n].endpoints)
             self.topo = self.topo.replace_endpoints(resolved)
         self._write_topology()
+        self._write_stack()
         return True
+
+    def _write_stack(self) -> None:
+        """run_dir/stack.json: what a tool needs to find the live stack (book, pids, endpoints)."""
+        stack = {
+            "topology": self.topo.name,
+            "book": self.book.name if self.book else None,
+            "control": self.control.endpoint if self.control else None,
+            "launcher_pid": os.getpid(),
+            "processes": {n: {"kind": c.kind, "pid": c.pid, "endpoints": c.endpoints} for n, c in self.children.items()},
+        }
+        tmp = self.run_dir / "stack.json.tmp"
+        tmp.write_text(json.dumps(stack, indent=2))
+        os.replace(tmp, self.run_dir / "stack.json")
 
     def _supervise(self) -> None:
         self._next_sample = 0.0

@@ -34,11 +34,12 @@ class OrderManager(Service):
         self.router = self.track(sockets.router(self.ctx, self.topo.ordermanager.endpoint))
         self.journal = self.own(Journal(self.args.run_dir / FILENAME))
         self.risk = RiskBook(self.topo.ordermanager.risk)
-        self.replies: dict[tuple[str, int], list] = {}  # (strategy, clordid) -> reply fields
-        self._fresh: list[list] = []                    # replies of this batch, to stamp at commit
+        self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
+        self._fresh: list[tuple[tuple[str, int], list]] = []    # this batch's remembered replies, to stamp
+        self.forgotten: dict[str, int] = {}             # strategy -> highest clordid evicted from replies
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
-        self._out: list[tuple[bytes, list[list]]] = []  # replies per message, sent after the journal write
+        self._out: list[tuple[bytes, list]] = []  # replies per message, sent after the journal write
         self._lines: list[str] = []                   # its human log lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
                              duplicate_orders=0, replies_undeliverable=0)
@@ -63,12 +64,26 @@ class OrderManager(Service):
             return f"unknown strategy {o.strategy!r}"
         return None
 
+    def _remember(self, key: tuple[str, int], reply: list) -> list:
+        """Keep ``reply`` for re-sends; past ``replies_kept``, forget the oldest but not its id.
+
+        The list is stamped at commit and then stored as a tuple of plain values, which the
+        cyclic garbage collector stops tracking: a cache of lists made every full collection
+        walk tens of thousands of objects, a multi-millisecond pause seen as p99 latency.
+        """
+        self.replies[key] = reply
+        self._fresh.append((key, reply))
+        if len(self.replies) > self.topo.ordermanager.replies_kept:
+            strategy, cid = next(iter(self.replies))  # dicts keep insertion order: the oldest
+            del self.replies[(strategy, cid)]
+            if cid > self.forgotten.get(strategy, 0):
+                self.forgotten[strategy] = cid
+        return reply
+
     def _reject(self, cid: int, reason: str, recv_ts: int, what: str) -> list:
         self.counters["orders_rejected"] += 1
         self._lines.append(f"order - {what} rejected: {reason}")
-        reply = [cid, wire.REJECTED, 0, reason, recv_ts, 0]
-        self._fresh.append(reply)
-        return reply
+        return [cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns()]
 
     def handle(self, frames: list[bytes]) -> None:
         """Decide every order of one message; its replies wait in ``_out`` for :meth:`commit`.
@@ -96,7 +111,7 @@ class OrderManager(Service):
             self._out.append((identity, [self._reject(cid if cid is not None else -1, f"malformed: {exc}",
                                                       recv_ts, "from a client")]))
             return
-        replies: list[list] = []
+        replies: list[list | tuple] = []
         for item in items:
             c["orders_received"] += 1
             try:
@@ -109,7 +124,7 @@ class OrderManager(Service):
             replies.append(self.decide(o, recv_ts))
         self._out.append((identity, replies))
 
-    def decide(self, o: wire.Order, recv_ts: int) -> list:
+    def decide(self, o: wire.Order, recv_ts: int) -> list | tuple:
         """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
         c = self.counters
         key = (o.strategy, o.clordid)
@@ -117,6 +132,10 @@ class OrderManager(Service):
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
+        if o.clordid <= self.forgotten.get(o.strategy, 0):
+            c["duplicate_orders"] += 1
+            return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again",
+                                recv_ts, f"{o.strategy} {o.side} {o.qty} {o.symbol}")
         what = f"{o.strategy} {o.side} {o.qty} {o.symbol}"
         reason = self._validate(o)
         if reason is None:
@@ -127,15 +146,13 @@ class OrderManager(Service):
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.check(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            reply = self.replies[key] = self._reject(o.clordid, reason, recv_ts, what)
-            return reply
+            return self._remember(key, self._reject(o.clordid, reason, recv_ts, what))
         order_id = self.next_order_id
         self.next_order_id += 1
         self._records.append(journal.record(order_id, o, fill, recv_ts))
         self.risk.apply(o)
         c["orders_filled"] += 1
-        reply = self.replies[key] = [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0]
-        self._fresh.append(reply)
+        reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0])
         self._lines.append(f"order {order_id} {what} @ {fill:.2f} filled")
         return reply
 
@@ -145,8 +162,10 @@ class OrderManager(Service):
             self.journal.append_lines(self._records)
             self._records.clear()
         now = time.monotonic_ns()
-        for reply in self._fresh:  # sent time: after the journal write, so om_process includes it
+        for key, reply in self._fresh:  # sent time: after the journal write, so om_process includes it
             reply[5] = now
+            if key in self.replies:
+                self.replies[key] = tuple(reply)
         self._fresh.clear()
         for identity, replies in self._out:
             self._reply(identity, wire.encode_replies(replies))

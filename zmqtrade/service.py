@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -241,6 +242,10 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     try:
         bound = svc.open()
         svc.await_ready(time.monotonic() + READY_TIMEOUT_S)
+        # Everything made so far (modules, topology, sockets) lives for the whole run: move it out
+        # of the cyclic collector's reach so full collections stay short on the hot path.
+        gc.collect()
+        gc.freeze()
         svc.link.send(control.READY, {"pid": os.getpid(), "endpoints": bound})
         log.info("ready (pid %d)%s", os.getpid(), "".join(f" {k}={v}" for k, v in bound.items()))
         if svc._wait_start():

@@ -122,6 +122,7 @@ class Risk:
 class OrderManager:
     endpoint: str = field(metadata=_key("endpoint", check=_endpoint, help="the endpoint the order ROUTER binds"))
     risk: Risk = Risk()
+    replies_kept: int = field(default=16_384, metadata=_key("replies_kept", check=_positive))
 
 
 @dataclass(frozen=True)
@@ -421,8 +422,8 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -
     return topo
 
 
-def load(path: str | Path) -> Topology:
-    """Read and validate a topology file."""
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Topology:
+    """Read a topology file, apply ``--set`` overrides to its data, and validate the result."""
     path = Path(path)
     source = str(path)
     try:
@@ -436,6 +437,18 @@ def load(path: str | Path) -> Topology:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc)
         raise TopologyError(source, [f"<yaml>: {problem} at {where}; fix the YAML syntax there"]) from None
+    if overrides:
+        from zmqtrade import overrides as ov
+
+        shown = f"{source} with --set {ov.describe(overrides.items())}"
+        try:
+            data = ov.apply(data, overrides)
+        except ov.OverrideError as exc:
+            raise TopologyError(shown, [f"<override>: {exc}"]) from None
+        try:
+            return parse(data, source, path.parent.resolve())
+        except TopologyError as exc:
+            raise TopologyError(shown, exc.problems) from None
     return parse(data, source, path.parent.resolve())
 
 

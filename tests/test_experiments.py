@@ -1,0 +1,93 @@
+"""Experiments: the shipped topologies, --set, sweeps, compare, and the pytest plugin."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from zmqtrade import topology
+
+TOPOLOGIES = sorted((ROOT / "topologies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.stem)
+def test_shipped_topology_validates(path, launch):
+    run = launch(str(path), "--check")
+    assert run.finish() == 0, run.stderr
+    assert run.lines[-1] == "ok"
+    assert topology.load(path).name == path.stem
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.stem)
+def test_shipped_topology_runs(path, zmqtrade_stack):
+    transport = "ipc" if "ipc://" in path.read_text() else "tcp"
+    run = zmqtrade_stack(path, duration=2, transport=transport)
+    assert run.exit_code == 0, run.logs
+    c = run.report["counters"]
+    assert c["ticks_published"] > 0 and c["ticks_applied"] == c["ticks_published"]
+    assert c["tick_gaps"] == 0
+    assert c["orders_sent"] == c["orders_acked"] + c["orders_rejected"]
+    assert len(run.journal) == c["orders_acked"]
+    assert set(run.report["processes"]) >= {"gateway", "orderbook", "ordermanager", *topology.load(path).strategies}
+
+
+def test_sweep_over_three_rates_ends_with_a_comparison(launch, tmp_path):
+    base = tmp_path / "sweep"
+    ports = [f"--set={k}=tcp://127.0.0.1:*" for k in
+             ("control", "gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint")]
+    run = launch(str(ROOT / "topology.yaml"), *ports, "--sweep", "gateway.rate=500,1000,2000",
+                 "--duration", "1.5", "--run-dir", str(base), "-q")
+    assert run.finish(timeout=120) == 0, run.output + run.stderr
+    dirs = sorted(p for p in base.iterdir() if p.is_dir())
+    assert [d.name for d in dirs] == ["01-default-gateway.rate=500", "02-default-gateway.rate=1000",
+                                      "03-default-gateway.rate=2000"]
+    rates = [json.loads((d / "report.json").read_text())["counters"]["ticks_applied"] for d in dirs]
+    assert rates[0] < rates[1] < rates[2]
+    table = (base / "comparison.txt").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("default ")]
+    assert len(rows) == 3 and "gateway.rate=2000" in rows[2]
+    assert re.search(r"\|\s+1\.00x", rows[0])  # the first run is the reference
+
+    out = subprocess.run([sys.executable, "-m", "zmqtrade", "compare", *map(str, dirs)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.count("\n") >= 4 and "02-default-gateway.rate=1000" in out
+
+
+def test_bad_set_is_refused_before_anything_starts(launch, tmp_path):
+    run = launch(str(ROOT / "topology.yaml"), "--set", "gateway.rat=5", "--run-dir", str(tmp_path / "r"))
+    assert run.finish() == 2
+    assert "with --set gateway.rat=5: gateway.rat: unknown key; did you mean 'rate'?" in run.stderr
+    assert not (tmp_path / "r").exists()
+    run = launch(str(ROOT / "topology.yaml"), "--sweep", "gateway.rate=1000,,2", "--run-dir", str(tmp_path / "r"))
+    assert run.finish() == 2 and "comma-separated" in run.stderr
+
+
+def test_plugin_runs_a_user_strategy_from_a_module_path(zmqtrade_stack, tmp_path):
+    (tmp_path / "mystrat.py").write_text(
+        "from zmqtrade.strategies import OrderRequest, Strategy\n"
+        "class Once(Strategy):\n"
+        "    done = False\n"
+        "    def on_quote(self, q):\n"
+        "        if not self.done:\n"
+        "            self.done = True\n"
+        "            return [OrderRequest(q.symbol, 'BUY', 1, q.ask)]\n")
+    run = zmqtrade_stack(ROOT / "topology.yaml", duration=2, env={"PYTHONPATH": str(tmp_path)},
+                         set={"strategies.trend.class": "mystrat:Once", "strategies.trend.params": {}})
+    assert run.exit_code == 0, run.logs
+    trend = run.report["processes"]["trend"]["counters"]
+    assert trend["orders_sent"] == trend["orders_acked"] == 1
+    assert any(r["strategy"] == "trend" for r in run.journal)
+
+
+def test_plugin_live_stack_exposes_the_book(zmqtrade_stack):
+    with zmqtrade_stack.live(ROOT / "topology.yaml", transport="ipc") as stack:
+        q = stack.wait_for_quote("AAPL")
+        assert 0 < q.bid < q.ask and q.updates >= 1
+        assert stack.stack["processes"]["orderbook"]["pid"] > 0
+    assert stack.exit_code == 0
+    assert stack.report["counters"]["tick_gaps"] == 0

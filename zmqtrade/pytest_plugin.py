@@ -1,0 +1,178 @@
+"""pytest plugin: test a strategy (or anything) against a real zmqtrade stack in a few lines.
+
+    def test_my_strategy(zmqtrade_stack):
+        run = zmqtrade_stack("topology.yaml", set={"strategies.s1.class": "mypkg.mine:Mine"}, duration=3)
+        assert run.report["counters"]["orders_acked"] > 0
+
+    def test_the_book_while_it_runs(zmqtrade_stack):
+        with zmqtrade_stack.live("topology.yaml") as stack:
+            quote = stack.wait_for_quote("AAPL")
+            assert quote.bid < quote.ask
+        assert stack.report["counters"]["tick_gaps"] == 0
+
+Registered through the ``pytest11`` entry point, so installing zmqtrade is enough. Every
+endpoint of the topology is moved to a port the OS picks (or, with ``transport="ipc"``, to a
+socket file in the test's tmp dir), so tests never collide; the run directory is in the
+test's tmp dir; and whatever happens the stack is stopped and its processes reaped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pytest
+
+ENDPOINT_KEYS = ("gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint", "control")
+READY_TIMEOUT_S = 60.0
+
+
+class StackRun:
+    """One launcher run: its report, logs and journal once finished; its book while live."""
+
+    def __init__(self, run_dir: Path, proc: subprocess.Popen) -> None:
+        self.run_dir = run_dir
+        self.proc = proc
+        self.exit_code: int | None = None
+        self._book: Any = None
+
+    # ------------------------------------------------------------------ after the run
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.run_dir / "report.json").read_text())
+
+    @property
+    def logs(self) -> dict[str, str]:
+        return {p.stem: p.read_text(errors="replace") for p in sorted(self.run_dir.glob("*.log"))}
+
+    @property
+    def journal(self) -> list[dict[str, Any]]:
+        from zmqtrade import journal
+
+        path = self.run_dir / journal.FILENAME
+        return list(journal.read(path)) if path.exists() else []
+
+    @property
+    def stack(self) -> dict[str, Any]:
+        """run_dir/stack.json: book name, pids and bound endpoints of the live stack."""
+        return json.loads((self.run_dir / "stack.json").read_text())
+
+    # ------------------------------------------------------------------ while live
+    def book(self) -> Any:
+        """The live shared-memory book (a :class:`zmqtrade.book.Book`, read-only use)."""
+        if self._book is None:
+            from zmqtrade.book import Book
+
+            self._book = Book.attach(self.stack["book"], timeout=5.0)
+        return self._book
+
+    def quote(self, symbol: str) -> Any:
+        book = self.book()
+        return book.read(book.index[symbol])
+
+    def wait_for_quote(self, symbol: str, timeout: float = 10.0) -> Any:
+        """The first quote of ``symbol`` in the book, polling it until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            q = self.quote(symbol)
+            if q is not None:
+                return q
+            time.sleep(0.01)  # polling shared memory for a first write, bounded by the deadline
+        raise TimeoutError(f"no quote for {symbol} within {timeout} s")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Ctrl-C the launcher (it stops the stack in order and writes the report); its exit code."""
+        if self._book is not None:
+            self._book.close()
+            self._book = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.exit_code = self.proc.wait()
+        return self.exit_code
+
+
+class StackFactory:
+    """The ``zmqtrade_stack`` fixture: call it for a finished run, or use ``.live()``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.runs: list[StackRun] = []
+
+    def _start(self, topology: str | Path, set: Mapping[str, Any] | None, duration: float,
+               transport: str, env: Mapping[str, str] | None) -> StackRun:
+        n = len(self.runs) + 1
+        run_dir = self.tmp_path / f"zmqtrade-run-{n}"
+        argv = [sys.executable, "-m", "zmqtrade", "run", str(topology), "--run-dir", str(run_dir),
+                "--duration", str(duration), "-q"]
+        for key in ENDPOINT_KEYS:
+            name = key.replace(".", "-")
+            endpoint = f"ipc://{self.tmp_path}/{n}-{name}.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
+            argv += ["--set", f"{key}={endpoint}"]
+        for key, value in (set or {}).items():
+            argv += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        log = open(self.tmp_path / f"zmqtrade-launcher-{n}.out", "wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        log.close()
+        run = StackRun(run_dir, proc)
+        run.launcher_output = self.tmp_path / f"zmqtrade-launcher-{n}.out"  # type: ignore[attr-defined]
+        self.runs.append(run)
+        return run
+
+    def __call__(self, topology: str | Path, set: Mapping[str, Any] | None = None, duration: float = 3.0,
+                 transport: str = "tcp", env: Mapping[str, str] | None = None, timeout: float = 120.0) -> StackRun:
+        """Run a topology for ``duration`` seconds and return the finished run."""
+        run = self._start(topology, set, duration, transport, env)
+        try:
+            run.exit_code = run.proc.wait(duration + timeout)
+        except subprocess.TimeoutExpired:
+            run.stop()
+        return run
+
+    class _Live:
+        def __init__(self, run: StackRun) -> None:
+            self.run = run
+
+        def __enter__(self) -> StackRun:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            stack_file = self.run.run_dir / "stack.json"
+            while not stack_file.exists():
+                if self.run.proc.poll() is not None:
+                    out = self.run.launcher_output.read_text(errors="replace")  # type: ignore[attr-defined]
+                    raise RuntimeError(f"the stack did not start (exit {self.run.proc.returncode}):\n{out[-3000:]}")
+                if time.monotonic() > deadline:
+                    self.run.stop()
+                    raise TimeoutError(f"the stack was not ready within {READY_TIMEOUT_S} s")
+                time.sleep(0.05)  # polling for the launcher's readiness file, bounded by the deadline
+            return self.run
+
+        def __exit__(self, *exc: object) -> None:
+            self.run.stop()
+
+    def live(self, topology: str | Path, set: Mapping[str, Any] | None = None, transport: str = "tcp",
+             env: Mapping[str, str] | None = None) -> "StackFactory._Live":
+        """A running stack (until the ``with`` block ends), ready when the block starts."""
+        return self._Live(self._start(topology, set, 0, transport, env))
+
+    def cleanup(self) -> None:
+        for run in self.runs:
+            if run.proc.poll() is None:
+                run.stop(timeout=30)
+
+
+@pytest.fixture
+def zmqtrade_stack(tmp_path: Path) -> Iterator[StackFactory]:
+    """Start zmqtrade stacks on free ports in this test's tmp dir; always stopped at teardown."""
+    factory = StackFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
