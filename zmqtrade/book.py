@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import platform
 import time
-from multiprocessing import resource_tracker, shared_memory
+import mmap
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -32,6 +33,7 @@ SYMBOL_BYTES = 16
 PREFIX = "zmqtrade_"
 """Every segment zmqtrade creates is named PREFIX<creator pid>_<tag>, so stale ones can be found."""
 
+SHM_DIR = Path("/dev/shm")
 READ_DEADLINE_S = 1.0
 """A slot mid-write for longer than this means its writer died or hangs mid-write."""
 _new = tuple.__new__
@@ -89,17 +91,19 @@ def _size(nsym: int) -> tuple[int, int]:
 class Book:
     """A mapped book segment; ``create`` makes one, ``attach`` opens an existing one."""
 
-    def __init__(self, shm: shared_memory.SharedMemory, owner: bool) -> None:
+    def __init__(self, name: str, shm: shared_memory.SharedMemory | None = None,
+                 mapping: mmap.mmap | None = None) -> None:
         self._shm = shm
-        self.owner = owner
-        self.name = shm.name
-        buf = shm.buf
+        self._mmap = mapping
+        self.owner = shm is not None
+        self.name = name
+        buf = self._buf = shm.buf if shm is not None else memoryview(mapping)  # type: ignore[arg-type]
         self._u = buf.cast("Q")
         self._f = buf.cast("d")
         u = self._u
         if u[H_MAGIC] != MAGIC or u[H_VERSION] != LAYOUT_VERSION or u[H_SLOT_WORDS] != SLOT_WORDS:
             self._release()
-            raise BookError(f"segment {shm.name!r} is not a zmqtrade book of layout {LAYOUT_VERSION}")
+            raise BookError(f"segment {name!r} is not a zmqtrade book of layout {LAYOUT_VERSION}")
         nsym = u[H_NSYM]
         raw = bytes(buf[HEADER_WORDS * 8: HEADER_WORDS * 8 + nsym * SYMBOL_BYTES])
         self.symbols: tuple[str, ...] = tuple(
@@ -125,7 +129,7 @@ class Book:
             shm.buf[off:off + len(enc)] = enc
         u[H_MAGIC] = MAGIC  # last: a reader never sees a half-made header as valid
         u.release()
-        return cls(shm, owner=True)
+        return cls(shm.name, shm=shm)
 
     @classmethod
     def attach(cls, name: str, timeout: float = 0.0) -> "Book":
@@ -134,31 +138,35 @@ class Book:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                shm = shared_memory.SharedMemory(name=name, create=False)
+                fd = os.open(SHM_DIR / name, os.O_RDWR)
                 break
             except FileNotFoundError:
                 if time.monotonic() >= deadline:
                     raise BookError(f"no book segment {name!r} in /dev/shm; is the orderbook running?") from None
                 time.sleep(0.01)  # polling for a file to appear, bounded by the deadline
-        # Python < 3.13 registers attached segments with the resource tracker, which would
-        # unlink them when this process exits (bpo-38119): the creator owns the lifetime.
+        # Mapped directly rather than through SharedMemory: on Python < 3.13 that registers the
+        # segment with a resource tracker, which starts one more process per attacher and would
+        # unlink the segment when the attacher exits (bpo-38119). The creator owns the lifetime.
         try:
-            resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-        except Exception:
-            pass
-        return cls(shm, owner=False)
+            mapping = mmap.mmap(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        return cls(name, mapping=mapping)
 
     def _release(self) -> None:
-        for view in ("_u", "_f"):
+        for view in ("_u", "_f", "_buf"):
             v = getattr(self, view, None)
-            if v is not None:
+            if v is not None and v is not getattr(self._shm, "buf", None):
                 v.release()
-        self._shm.close()
+        if self._shm is not None:
+            self._shm.close()
+        if self._mmap is not None:
+            self._mmap.close()
 
     def close(self) -> None:
         """Unmap; the owner also unlinks the segment."""
         self._release()
-        if self.owner:
+        if self._shm is not None:
             try:
                 self._shm.unlink()
             except FileNotFoundError:
