@@ -19,7 +19,9 @@ from zmqtrade import sockets, wire
 from zmqtrade.book import Book, BookError
 from zmqtrade.service import Service, serve
 
-MAX_DRAIN = 4096
+MAX_DRAIN = 256
+"""Price messages applied before ringing at the latest (each may be a batch of ticks), so after
+a stall readers hear about the first ticks without waiting for the whole backlog."""
 MAX_SLOTS = 4096  # entries per doorbell (a decoder refuses longer arrays)
 PRICES = {wire.Kind.TICK: wire.as_tick, wire.Kind.TICKS: wire.as_ticks}
 STOP_DRAIN_S = 2.0  # after "stop", keep applying until the gateway's end of stream, at most this long

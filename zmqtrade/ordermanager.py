@@ -24,6 +24,10 @@ from zmqtrade.risk import RiskBook
 from zmqtrade.service import LOG_DATEFMT, Service, serve
 
 MAX_DRAIN = 4096
+COMMIT_EVERY = 32
+"""Orders decided before a group commit at the latest: a backlog is journaled and answered in
+slices, so the first order of a long queue does not wait for the last (unbounded batches
+showed as om_process p99 of 30-200 ms after a stall)."""
 
 
 class OrderManager(Service):
@@ -190,6 +194,8 @@ class OrderManager(Service):
                     except zmq.Again:
                         break
                     self.handle(frames)
+                    if len(self._fresh) >= COMMIT_EVERY:
+                        self.commit()
                 self.commit()
             if ctl is not None and ctl in events:
                 self.service_control()

@@ -18,6 +18,8 @@ from zmqtrade.book import Book
 from zmqtrade.service import Service, serve
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
 
+FLUSH_EVERY = 64
+"""Orders queued before they are sent at the latest, when a wake-up finds a long backlog."""
 DOORBELL = {wire.Kind.DOORBELL: wire.as_doorbell}
 NEWS = {wire.Kind.NEWS: wire.as_news}
 REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
@@ -61,6 +63,8 @@ class StrategyProcess(Service):
         for req in orders:
             self._queued.append((self.next_clordid, req, tick_ts, book_ts, decide_ts))
             self.next_clordid += 1
+        if len(self._queued) >= FLUSH_EVERY:  # a backlog goes out in slices, not after all of it
+            self.flush_orders()
 
     def flush_orders(self) -> None:
         """Send the queued orders: one alone as ORDER, several as ORDERS (one message, one wake-up
