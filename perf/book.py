@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(row("write: seqlock", *w, base_w[0]))
         print(row("read: Lock + numpy row (baseline)", *base_r))
         print(row("read: seqlock", *r, base_r[0]))
-        out.update(write_ns=w[0], read_ns=r[0])
+        out.update(write_ns=w[0], read_ns=r[0], lock_write_ns=base_w[0], lock_read_ns=base_r[0])
 
     print(f"torn-read stress, writer and reader processes, {stress_s:g} s each")
     for raw in (True, False):
