@@ -91,3 +91,43 @@ def test_plugin_live_stack_exposes_the_book(zmqtrade_stack):
         assert stack.stack["processes"]["orderbook"]["pid"] > 0
     assert stack.exit_code == 0
     assert stack.report["counters"]["tick_gaps"] == 0
+
+
+def test_live_table_on_a_terminal(tmp_path):
+    """Run the launcher on a pseudo-terminal: it draws the rich table, and still ends cleanly."""
+    import os
+    import select
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), str(ROOT / "topologies" / "many_strategies.yaml"),
+                             "--duration", "2.5", "--run-dir", str(tmp_path / "run"), "-q"],
+                            stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    try:
+        while select.select([master], [], [], 60)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed: the launcher has exited
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        assert proc.wait(60) == 0
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+    assert "zmqtrade many_strategies" in screen
+    for header in ("process", "cpu %", "rss MB", "msgs/s", "gaps", "orders"):
+        assert header in screen
+    assert re.search(r"│ gateway +│ gateway +│ +\d+ │ +[\d.]+ │ +[\d,]+ │", screen)
+
+
+def test_plain_progress_lines_when_not_a_terminal(launch, tmp_path):
+    run = launch(str(ROOT / "topologies" / "csv_replay.yaml"), "--duration", "6", "--run-dir", str(tmp_path / "run"), "-q")
+    assert run.finish() == 0, run.output + run.stderr
+    lines = [line for line in run.lines if line.startswith("progress |")]
+    assert lines and re.search(r"gateway [\d,]+/s cpu \d+%", lines[0])
+    assert "\x1b[" not in run.output  # no escape codes into a pipe
+    progress = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    assert progress[0] == "t_s,process,counter,value" and any(",gateway,ticks_published," in p for p in progress)

@@ -39,6 +39,8 @@ class Child:
     proc: subprocess.Popen | None = None
     ps: psutil.Process | None = None
     samples: list[Sample] = field(default_factory=list)
+    progress: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    """(t_s, counters) the process reported while running, one per report interval."""
     stats: dict[str, Any] | None = None
     ready: bool = False
     endpoints: dict[str, str] = field(default_factory=dict)

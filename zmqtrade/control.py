@@ -2,8 +2,9 @@
 
 A process connects with its name as routing id and says ``ready`` once its sockets are
 bound and its subscriptions confirmed; the launcher answers ``start`` when the whole stack
-is ready and ``stop`` when the run ends; the process replies with ``stats`` (its counters
-and latency samples) just before it exits. Bodies are MessagePack ``[verb, payload]``.
+is ready and ``stop`` when the run ends. While running, each process sends ``progress`` (its
+counters) every report interval; just before it exits, ``stats`` (counters and latency
+histograms). Bodies are MessagePack ``[verb, payload]``.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import zmq
 
 from zmqtrade import sockets
 
-READY, START, STOP, STATS = "ready", "start", "stop", "stats"
+READY, START, STOP, STATS, PROGRESS = "ready", "start", "stop", "stats", "progress"
 
 
 def _pack(verb: str, payload: Any = None) -> bytes:

@@ -137,6 +137,7 @@ class Gateway(Service):
             if wait > SLEEP_FLOOR_NS or now - last_check > CONTROL_CHECK_NS:
                 events = dict(poller.poll(max(0, wait // 1_000_000) if wait > SLEEP_FLOOR_NS else 0))
                 last_check = time.monotonic_ns()
+                self.report_progress()
                 if events:
                     self.service_publishers()
                     self.service_control()

@@ -32,6 +32,7 @@ from zmqtrade import book as book_mod
 from zmqtrade import control, journal, report
 from zmqtrade import topology as topo_mod
 from zmqtrade.child import Child, module_argv
+from zmqtrade.live import LiveView
 from zmqtrade.topology import Topology
 
 log = logging.getLogger("zmqtrade.launcher")
@@ -67,9 +68,11 @@ class ConsoleTail(threading.Thread):
     it is a viewer only: it polls for new bytes, which synchronises nothing.
     """
 
-    def __init__(self, children: Callable[[], Sequence[Child]], width: int, verbose: bool) -> None:
+    def __init__(self, children: Callable[[], Sequence[Child]], width: int, verbose: bool,
+                 emit: Callable[[str], None] = print) -> None:
         super().__init__(name="console-tail", daemon=True)
         self.children = children
+        self.emit = emit
         self.verbose = verbose
         self.width = width
         self._offsets: dict[str, int] = {}
@@ -99,7 +102,7 @@ class ConsoleTail(threading.Thread):
             for line in lines[:-1]:
                 if not self.verbose and ": order " in line:
                     continue
-                print(f"{c.name:>{self.width}} | {line}", flush=True)
+                self.emit(f"{c.name:>{self.width}} | {line}")
 
     def stop(self) -> None:
         self._stop_evt.set()
@@ -109,12 +112,13 @@ class ConsoleTail(threading.Thread):
 
 class Launcher:
     def __init__(self, topo: Topology, run_dir: Path, duration_s: float | None = None,
-                 verbose: bool = False, console: bool = True) -> None:
+                 verbose: bool = False, console: bool = True, live: bool | None = None) -> None:
         self.topo = topo
         self.run_dir = run_dir.resolve()
         self.duration_s = topo.duration_s if duration_s is None else duration_s
         self.verbose = verbose
         self.console = console
+        self.view = LiveView(topo.name, self.duration_s, interactive=live)
         self.children: dict[str, Child] = {}
         self.failures: list[dict[str, Any]] = []
         self.interrupts = 0
@@ -175,6 +179,8 @@ class Launcher:
                     child.endpoints = dict((payload or {}).get("endpoints", {}))
                 elif verb == control.STATS:
                     child.stats = payload
+                elif verb == control.PROGRESS and isinstance(payload, dict):
+                    child.progress.append((time.monotonic() - self._t0, payload))
             msg = self.control.recv(0)
         self._sample_due()
 
@@ -244,11 +250,13 @@ class Launcher:
         self.stream_started = time.monotonic()
         log.info("stack ready; streaming for %s", f"{self.duration_s:g} s" if self.duration_s else "ever (Ctrl-C stops)")
         end = self.stream_started + self.duration_s if self.duration_s else float("inf")
+        self.view.start()
         while not self.interrupts:
             now = time.monotonic()
             if now >= end:
                 break
             self._pump(min(0.1, end - now))
+            self.view.update([self.me, *self.children.values()])
             if self._check_exits(stopping=False):
                 break
 
@@ -314,7 +322,7 @@ class Launcher:
         self.book: book_mod.Book | None = None
         self.control: control.ControlServer | None = None
         tail = ConsoleTail(lambda: list(self.children.values()),
-                           max(len(n) for n in self.topo.process_names()), self.verbose)
+                           max(len(n) for n in self.topo.process_names()), self.verbose, emit=self.view.print)
         code = 1
         pm_qos = self._hold_pm_qos()
         try:
@@ -335,6 +343,7 @@ class Launcher:
             if self.control is not None:
                 self._stop()
             tail.stop()
+            self.view.stop()
             code = 1 if self.failures else 0
             self._finish(code)
             if self.book is not None:

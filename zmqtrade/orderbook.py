@@ -133,6 +133,7 @@ class OrderBook(Service):
                 if eos or time.monotonic() >= stop_deadline:
                     break
             events = dict(poller.poll(100))
+            self.report_progress()
             if sub in events:
                 msgs, end = self.drain(sub, PRICES, MAX_DRAIN)
                 eos |= end

@@ -187,6 +187,7 @@ class OrderManager(Service):
             poller.register(ctl, zmq.POLLIN)
         while True:
             events = dict(poller.poll(100))
+            self.report_progress()
             if self.router in events or self.stopping:
                 for _ in range(MAX_DRAIN):
                     try:

@@ -97,7 +97,15 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
 
 
 def write(run_dir: Path, report: Mapping[str, Any], children: Iterable[Child]) -> None:
+    children = list(children)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    with open(run_dir / "progress.csv", "w", newline="") as fh:  # counters over time, long format
+        w = csv.writer(fh)
+        w.writerow(["t_s", "process", "counter", "value"])
+        for c in children:
+            for t, counters in c.progress:
+                for name, value in sorted(counters.items()):
+                    w.writerow([f"{t:.3f}", c.name, name, value])
     with open(run_dir / "resources.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["t_s", "process", "cpu_percent", "rss_bytes", "uss_bytes", "threads", "ctx_switches", "open_fds"])

@@ -56,6 +56,7 @@ class Service:
         self.subscribers_seen = 0
         self._sockets: list[zmq.Socket] = []
         self._owned: list[Any] = []
+        self._next_progress = 0.0
 
     # ------------------------------------------------------------------ hooks
     def open(self) -> dict[str, str]:
@@ -81,6 +82,17 @@ class Service:
         """Remember anything with a ``close()`` (book, journal) so it is released at exit."""
         self._owned.append(resource)
         return resource
+
+    def report_progress(self) -> None:
+        """Send the counters to the launcher every report interval (its live view and rates).
+
+        Called once per loop iteration: one clock read when nothing is due.
+        """
+        now = time.monotonic()
+        if now < self._next_progress or self.link is None or self.link.sock is None:
+            return
+        self._next_progress = now + self.topo.report.sample_interval_s
+        self.link.send(control.PROGRESS, self.counters)
 
     def service_control(self) -> None:
         """Act on a pending launcher command; call when the control socket is readable."""

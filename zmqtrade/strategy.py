@@ -188,6 +188,7 @@ class StrategyProcess(Service):
                     if not self.pending or now >= replies_deadline:
                         break
             events = dict(poller.poll(100 if not self.stopping else 20))
+            self.report_progress()
             if self.orders in events:
                 self.on_replies()
             if self.doorbell in events:

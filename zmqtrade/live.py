@@ -1,0 +1,121 @@
+"""What the console shows while a run goes on.
+
+On a terminal, a table redrawn about once a second (rich): elapsed time against the duration,
+and per process CPU, RSS, messages per second, gaps and orders. Anywhere else (CI, a pipe,
+a file), a plain progress line every few seconds, so logs stay readable. Log lines of the
+merged view are printed through the same console, above the table, so the two never tear.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Iterable, TextIO
+
+from zmqtrade.child import Child
+
+RATE_COUNTER = {"gateway": "ticks_published", "orderbook": "ticks_applied", "strategy": "quotes_read",
+                "ordermanager": "orders_received"}
+"""The counter whose growth is a process's 'messages per second' in the view."""
+GAP_COUNTERS = ("tick_gaps", "news_gaps", "doorbell_gaps")
+PLAIN_EVERY_S = 5.0
+
+
+def row(c: Child) -> dict[str, Any]:
+    """One process's live figures from its latest psutil sample and progress reports."""
+    sample = c.samples[-1] if c.samples else None
+    counters = c.progress[-1][1] if c.progress else {}
+    rate = 0.0
+    key = RATE_COUNTER.get(c.kind)
+    if key and len(c.progress) >= 2:
+        (t0, a), (t1, b) = c.progress[-2], c.progress[-1]
+        if t1 > t0:
+            rate = (b.get(key, 0) - a.get(key, 0)) / (t1 - t0)
+    orders = ""
+    if c.kind == "strategy":
+        orders = f"{counters.get('orders_acked', 0)}/{counters.get('orders_sent', 0)}"
+    elif c.kind == "ordermanager":
+        orders = f"{counters.get('orders_filled', 0)} filled"
+    return {
+        "name": c.name, "kind": c.kind, "running": c.running,
+        "cpu": sample.cpu_percent if sample else 0.0,
+        "rss_mb": sample.rss_bytes / 1e6 if sample else 0.0,
+        "rate": rate, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
+    }
+
+
+class LiveView:
+    """The console while a run goes on: ``update`` often, ``print`` log lines, ``stop`` at the end."""
+
+    def __init__(self, title: str, duration_s: float, interactive: bool | None = None,
+                 out: TextIO | None = None) -> None:
+        self.title = title
+        self.duration_s = duration_s
+        self.out = out or sys.stdout
+        self.interactive = self.out.isatty() if interactive is None else interactive
+        self._live: Any = None
+        self._console: Any = None
+        self._next = 0.0
+        self._started = 0.0
+        if self.interactive:
+            from rich.console import Console
+
+            self._console = Console(file=self.out)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._next = self._started + (0.0 if self.interactive else PLAIN_EVERY_S)  # no all-zero first line
+        if self.interactive:
+            from rich.live import Live
+
+            self._live = Live(self._table([]), console=self._console, refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def print(self, line: str) -> None:
+        if self._console is not None:
+            self._console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def update(self, children: Iterable[Child]) -> None:
+        now = time.monotonic()
+        if not self._started or now < self._next:
+            return
+        rows = [row(c) for c in children]
+        if self._live is not None:
+            self._next = now + 1.0
+            self._live.update(self._table(rows))
+        else:
+            self._next = now + PLAIN_EVERY_S
+            self.print(self._line(rows))
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self._started = 0.0
+
+    # ------------------------------------------------------------------ rendering
+    def _elapsed(self) -> str:
+        elapsed = time.monotonic() - self._started if self._started else 0.0
+        if self.duration_s:
+            done = min(1.0, elapsed / self.duration_s)
+            bar = "#" * int(done * 20) + "-" * (20 - int(done * 20))
+            return f"{elapsed:5.1f} / {self.duration_s:g} s [{bar}]"
+        return f"{elapsed:5.1f} s (until Ctrl-C)"
+
+    def _table(self, rows: list[dict[str, Any]]) -> Any:
+        from rich.table import Table
+
+        table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left")
+        for name, justify in (("process", "left"), ("kind", "left"), ("cpu %", "right"), ("rss MB", "right"),
+                              ("msgs/s", "right"), ("gaps", "right"), ("orders", "right")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for r in rows:
+            table.add_row(r["name"] + ("" if r["running"] else " (exited)"), r["kind"], f"{r['cpu']:.0f}",
+                          f"{r['rss_mb']:.1f}", f"{r['rate']:,.0f}", str(r["gaps"]), r["orders"])
+        return table
+
+    def _line(self, rows: list[dict[str, Any]]) -> str:
+        parts = [f"{r['name']} {r['rate']:,.0f}/s cpu {r['cpu']:.0f}%" + (f" gaps {r['gaps']}" if r["gaps"] else "")
+                 + (f" orders {r['orders']}" if r["orders"] else "") for r in rows]
+        return f"progress | {self._elapsed()} | " + " | ".join(parts)
