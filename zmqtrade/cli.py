@@ -114,6 +114,7 @@ def sweep(runs: list[tuple[str, dict[str, Any], topology.Topology]], args: argpa
             break
     text = compare.compare(dirs, names)
     (base / "comparison.txt").write_text(text + "\n")
+    compare.compare_html(dirs, base / "comparison.html", names)
     print(f"\n{text}\n\ncomparison: {base / 'comparison.txt'}", flush=True)
     return worst
 
@@ -123,8 +124,11 @@ def compare_cmd(argv: Sequence[str]) -> int:
 
     p = argparse.ArgumentParser(prog="zmqtrade compare", description=compare.__doc__.split("\n")[0])
     p.add_argument("run_dirs", nargs="+", help="run directories (each holds a report.json)")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write a page with the runs' latency CDFs overlaid")
     args = p.parse_args(argv)
     print(compare.compare(args.run_dirs))
+    if args.html:
+        print(compare.compare_html(args.run_dirs, args.html))
     return 0
 
 

@@ -73,3 +73,23 @@ def compare(run_dirs: Sequence[str | Path], names: Sequence[str] | None = None) 
     reports = [load(d) for d in run_dirs]
     names = names or [f"{Path(d).name}" for d in run_dirs]
     return table([row(r, n) for r, n in zip(reports, names)])
+
+
+def compare_html(run_dirs: Sequence[str | Path], out: str | Path, names: Sequence[str] | None = None) -> Path:
+    """A self-contained page: the table above and the runs' tick-to-ack CDFs overlaid."""
+    import html
+
+    from zmqtrade.htmlreport import CSS, cdf_plot
+
+    names = list(names or [Path(d).name for d in run_dirs])
+    curves = {}
+    for d, n in zip(run_dirs, names):
+        path = Path(d) / "latency.json"
+        curves[n] = json.loads(path.read_text()).get("tick_to_ack", []) if path.exists() else []
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>zmqtrade comparison</title>"
+            f"<style>{CSS}</style></head><body><h1>zmqtrade comparison</h1>"
+            f"<pre>{html.escape(compare(run_dirs, names))}</pre>"
+            f"<div class='plot'>{cdf_plot(curves, 'tick_to_ack, all runs (CDF)')}</div></body></html>\n")
+    out = Path(out)
+    out.write_text(page)
+    return out

@@ -369,3 +369,9 @@ class Launcher:
         report.write(self.run_dir, rep, [self.me, *self.children.values()])
         print(report.summary(rep), flush=True)
         print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)
+        try:
+            from zmqtrade import htmlreport
+
+            print(f"        {htmlreport.render(self.run_dir)}", flush=True)
+        except Exception as exc:  # the run's data are written; a page that failed to draw is no failure
+            log.warning("report.html not written: %s: %s", type(exc).__name__, exc)

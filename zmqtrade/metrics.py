@@ -68,6 +68,16 @@ def bucket_bounds(index: int) -> tuple[int, int]:
     return low, low + (1 << shift)
 
 
+def points_us(hist: Histogram) -> list[list[float]]:
+    """The non-empty buckets as [middle in us, count] pairs, for plots and comparisons."""
+    out = []
+    for i, n in enumerate(hist.counts):
+        if n:
+            low, high = bucket_bounds(i)
+            out.append([round((low + high) / 2000.0, 3), n])
+    return out
+
+
 def merged(chunks: Iterable[bytes]) -> Histogram:
     total = Histogram()
     for chunk in chunks:

@@ -55,13 +55,17 @@ LATENCY_SERIES = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt"
 """``latency_us`` always has these, in this order (zeros when a run made no samples)."""
 
 
-def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
-    """Every latency series of the run, the processes' histograms merged before percentiles."""
+def histograms(children: Iterable[Child]) -> dict[str, metrics.Histogram]:
+    """Every latency series of the run, the processes' histograms merged."""
     series: dict[str, list[bytes]] = {name: [] for name in (*LATENCY_SERIES, "book_staleness")}
     for c in children:
         for name, chunk in ((c.stats or {}).get("latency_ns") or {}).items():
             series.setdefault(name, []).append(chunk)
-    return {name: metrics.summarize_us(metrics.merged(chunks)) for name, chunks in series.items()}
+    return {name: metrics.merged(chunks) for name, chunks in series.items()}
+
+
+def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
+    return {name: metrics.summarize_us(h) for name, h in histograms(children).items()}
 
 
 def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
@@ -99,6 +103,8 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
 def write(run_dir: Path, report: Mapping[str, Any], children: Iterable[Child]) -> None:
     children = list(children)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    hists = {name: metrics.points_us(h) for name, h in histograms(children).items()}
+    (run_dir / "latency.json").write_text(json.dumps(hists) + "\n")  # [us, count] per bucket, for CDFs
     with open(run_dir / "progress.csv", "w", newline="") as fh:  # counters over time, long format
         w = csv.writer(fh)
         w.writerow(["t_s", "process", "counter", "value"])

@@ -1,0 +1,180 @@
+"""report.html: a self-contained page (opens offline) with a run's plots and tables.
+
+Plots are drawn with matplotlib and inlined as SVG, so the page has no images to break, no
+scripts and no network references. The data come from the run directory only (report.json,
+resources.csv, progress.csv, latency.json), so an old run can be rendered again with
+``python -m zmqtrade.htmlreport RUN_DIR``.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from zmqtrade.live import RATE_COUNTER
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 2px 10px; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; } .plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.plot svg { max-width: 100%; height: auto; } .failed { color: #b00; font-weight: bold; }
+"""
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prologue: inline SVG in HTML
+
+
+def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _resources(run_dir: Path) -> dict[str, dict[str, list[float]]]:
+    series: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    path = run_dir / "resources.csv"
+    if path.exists():
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                s = series[row["process"]]
+                s["t"].append(float(row["t_s"]))
+                s["cpu"].append(float(row["cpu_percent"]))
+                s["rss"].append(int(row["rss_bytes"]) / 1e6)
+    return series
+
+
+def _rates(run_dir: Path, kinds: dict[str, str]) -> dict[str, tuple[list[float], list[float]]]:
+    """Messages per second over time per process, from its main counter in progress.csv."""
+    points: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    path = run_dir / "progress.csv"
+    if path.exists():
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if RATE_COUNTER.get(kinds.get(row["process"], "")) == row["counter"]:
+                    points[row["process"]].append((float(row["t_s"]), int(row["value"])))
+    out = {}
+    for name, pts in points.items():
+        ts = [(a[0] + b[0]) / 2 for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
+        rs = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
+        out[name] = (ts, rs)
+    return out
+
+
+def cdf_plot(curves: dict[str, list[list[float]]], title: str) -> str:
+    """Overlaid latency CDFs (log x) from [us, count] bucket lists."""
+    fig, ax = _figure(title, "latency (us, log scale)", "fraction of samples")
+    for label, pts in curves.items():
+        total = sum(n for _, n in pts)
+        if not total:
+            continue
+        xs, ys, acc = [], [], 0
+        for us, n in pts:
+            acc += n
+            xs.append(max(us, 0.001))
+            ys.append(acc / total)
+        ax.step(xs, ys, where="post", label=label)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.01)
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{trs}</table>"
+
+
+def render(run_dir: str | Path) -> Path:
+    """Write run_dir/report.html and return its path."""
+    run_dir = Path(run_dir)
+    rep = json.loads((run_dir / "report.json").read_text())
+    lat_path = run_dir / "latency.json"
+    hists = json.loads(lat_path.read_text()) if lat_path.exists() else {}
+    procs = rep["processes"]
+    kinds = {n: p["kind"] for n, p in procs.items()}
+    res = _resources(run_dir)
+
+    plots = []
+    for key, ylabel, title in (("cpu", "CPU % (100 = one core)", "CPU over time"), ("rss", "RSS MB", "Memory over time")):
+        fig, ax = _figure(title, "seconds since launch", ylabel)
+        for name, s in res.items():
+            ax.plot(s["t"], s[key], label=name)
+        ax.legend(fontsize=8, ncol=2)
+        plots.append(_svg(fig))
+    fig, ax = _figure("Message rates over time", "seconds since launch", "messages / s")
+    for name, (ts, rs) in _rates(run_dir, kinds).items():
+        ax.plot(ts, rs, label=f"{name} ({RATE_COUNTER[kinds[name]]})")
+    ax.legend(fontsize=8)
+    plots.append(_svg(fig))
+    plots.append(cdf_plot({"tick_to_ack": hists.get("tick_to_ack", [])}, "tick_to_ack distribution (CDF)"))
+    hops = [h for h in ("tick_to_book", "book_to_decision", "order_to_om", "om_process", "reply_to_strategy")
+            if rep["latency_us"].get(h, {}).get("count")]
+    fig, ax = _figure("Per-hop latency", "hop", "us")
+    if hops:
+        xs = range(len(hops))
+        ax.bar([x - 0.2 for x in xs], [rep["latency_us"][h]["p50"] for h in hops], width=0.4, label="p50")
+        ax.bar([x + 0.2 for x in xs], [rep["latency_us"][h]["p99"] for h in hops], width=0.4, label="p99")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(hops, rotation=20, fontsize=8)
+        ax.legend(fontsize=8)
+    plots.append(_svg(fig))
+
+    proc_rows = [[n, p["kind"], p["pid"], "-" if p["exit_code"] is None else p["exit_code"], p["cpu_percent"]["mean"],
+                  p["cpu_percent"]["max"], f"{p['rss_bytes']['max'] / 1e6:.1f}", f"{p['uss_bytes']['max'] / 1e6:.1f}",
+                  p["threads"]["max"], p["ctx_switches"]] for n, p in procs.items()]
+    lat_rows = [[k, v["count"], v["p50"], v["p90"], v["p99"], v["p999"], v["max"]]
+                for k, v in [*rep["latency_us"].items(), ("book_staleness", rep["book_staleness_us"])]]
+    failures = "".join(f"<p class='failed'>FAILED {html.escape(f['process'])}: {html.escape(f['reason'])}</p>"
+                       for f in rep["failures"])
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zmqtrade run {html.escape(rep['topology'])}</title>
+<style>{CSS}</style></head><body>
+<h1>zmqtrade run: {html.escape(rep['topology'])}</h1>
+<p>{rep['duration_s']:.1f} s streaming, exit {rep['exit_code']}; run directory <code>{html.escape(rep['run_dir'])}</code></p>
+{failures}
+<h2>Plots</h2><div class="plots">{"".join(f'<div class="plot">{p}</div>' for p in plots)}</div>
+<h2>Processes</h2>{_table(["process", "kind", "pid", "exit", "cpu% mean", "cpu% max", "rss MB", "uss MB",
+                           "threads", "ctx switches"], proc_rows)}
+<h2>Counters</h2>{_table(["counter", "value"], sorted(rep["counters"].items()))}
+<h2>Latency (us)</h2>{_table(["series", "count", "p50", "p90", "p99", "p99.9", "max"], lat_rows)}
+</body></html>
+"""
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m zmqtrade.htmlreport RUN_DIR", file=sys.stderr)
+        return 2
+    print(render(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
