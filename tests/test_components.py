@@ -388,3 +388,15 @@ def test_ordermanager_forgets_old_answers_but_never_fills_twice(write_topology, 
     d.close()
     assert stats["counters"]["orders_filled"] == 30 and stats["counters"]["duplicate_orders"] == 2
     assert len(list(journal.read(tmp_path / journal.FILENAME))) == 30
+
+
+def test_orderbook_counts_ticks_lost_at_the_end_of_the_stream(write_topology, component, book, ctx, tmp_path):
+    pub, ob, bell = orderbook_rig(write_topology, component, book, ctx, tmp_path)
+    pub.send(wire.encode_tick(1, "AAPL", 1.0, 2.0, 1.5, 1, 1))
+    pub.send(wire.encode_tick(2, "AAPL", 1.0, 2.0, 1.5, 1, 2))
+    pub.send(wire.encode_eos("prices", 5))  # the gateway sent 3, 4 and 5 too; they never arrived
+    recv_until(bell, lambda k, f: k is wire.Kind.DOORBELL)
+    stats = ob.stop()
+    assert stats["counters"]["ticks_applied"] == 2 and stats["counters"]["tick_gaps"] == 3
+    bell.close()
+    pub.close()

@@ -131,3 +131,22 @@ def test_plain_progress_lines_when_not_a_terminal(launch, tmp_path):
     assert "\x1b[" not in run.output  # no escape codes into a pipe
     progress = (tmp_path / "run" / "progress.csv").read_text().splitlines()
     assert progress[0] == "t_s,process,counter,value" and any(",gateway,ticks_published," in p for p in progress)
+
+
+def test_a_used_run_dir_is_refused(launch, tmp_path):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "journal.jsonl").write_text('{"order_id": 1}\n')
+    run = launch(str(ROOT / "topology.yaml"), "--run-dir", str(used))
+    assert run.finish() == 2
+    assert "already holds files" in run.stderr
+    assert (used / "journal.jsonl").read_text() == '{"order_id": 1}\n'
+
+
+def test_compare_counts_each_lost_tick_once():
+    from zmqtrade import compare
+
+    report = {"counters": {"ticks_published": 1000, "ticks_applied": 990, "tick_gaps": 10, "orders_acked": 5},
+              "latency_us": {"tick_to_ack": {"p50": 1.0, "p99": 2.0, "p999": 3.0}}, "duration_s": 1.0,
+              "processes": {"a": {"cpu_percent": {"mean": 10.0}, "rss_bytes": {"max": 1_000_000}}}, "exit_code": 0}
+    assert compare.row(report, "r").loss_pct == pytest.approx(1.0)

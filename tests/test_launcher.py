@@ -199,3 +199,15 @@ def test_fast_replay_is_batched_without_loss(launch, write_topology, tmp_path):
     assert c["ticks_published"] == c["ticks_applied"] == 20_000 and c["tick_gaps"] == 0
     assert c["price_messages"] < 20_000 / 10  # adaptive batches: many ticks per message
     assert c["batches"] > 0
+
+
+def test_ipv6_loopback_endpoints(launch, write_topology, tmp_path):
+    ep = "tcp://[::1]:*"
+    topo = write_topology({"control": ep, "gateway": {"prices": ep, "news": ep},
+                           "orderbook": {"doorbell": ep}, "ordermanager": {"endpoint": ep}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-q")
+    assert run.finish() == 0, run.output + run.stderr
+    check_report(run_dir, n_strategies=2)
+    stack = json.loads((run_dir / "stack.json").read_text())
+    assert stack["processes"]["gateway"]["endpoints"]["gateway.prices"].startswith("tcp://[::1]:")

@@ -125,3 +125,15 @@ def test_every_quote_alternates_sides_per_symbol():
     sides = [(o := s.on_quote(quote(100.0, sym))[0]).side for sym in ("AAPL", "AAPL", "MSFT", "AAPL")]
     assert sides == [BUY, SELL, BUY, BUY]
     assert o.qty == 3 and o.price == pytest.approx(100.01)
+
+
+def test_a_rejected_move_is_undone_only_if_no_later_move_replaced_it():
+    s = ma()
+    s.on_news(News(1, "AAPL", 80, 0))
+    buy = next(o for p in (100.0, 100.0, 100.0, 101.0) if (o := s.on_quote(quote(p))))[0]   # FLAT -> LONG
+    s.on_news(News(2, "AAPL", 10, 0))
+    sell = next(o for p in (99.0, 97.0, 95.0) if (o := s.on_quote(quote(p))))[0]            # LONG -> SHORT
+    s.on_reply(Reply(1, "rejected", 0, "risk", 0, 0), buy)   # the first is rejected while the second is out
+    assert s.target["AAPL"] == signals.SHORT                 # the later move stands
+    s.on_reply(Reply(2, "rejected", 0, "risk", 0, 0), sell)
+    assert s.target["AAPL"] == signals.LONG                  # and undoing it goes back to what it replaced

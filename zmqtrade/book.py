@@ -133,22 +133,27 @@ class Book:
 
     @classmethod
     def attach(cls, name: str, timeout: float = 0.0) -> "Book":
-        """Open an existing segment, waiting up to ``timeout`` s for it to appear."""
+        """Open an existing segment, waiting up to ``timeout`` s for it to appear and be made."""
         _check_arch()
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fd = os.open(SHM_DIR / name, os.O_RDWR)
-                break
-            except FileNotFoundError:
+                return cls._map(name)
+            except (FileNotFoundError, ValueError, BookError) as exc:  # absent, not sized, or magic not set yet
                 if time.monotonic() >= deadline:
-                    raise BookError(f"no book segment {name!r} in /dev/shm; is the orderbook running?") from None
-                time.sleep(0.01)  # polling for a file to appear, bounded by the deadline
+                    if isinstance(exc, FileNotFoundError):
+                        raise BookError(f"no book segment {name!r} in /dev/shm; is the orderbook running?") from None
+                    raise BookError(f"segment {name!r} is not a zmqtrade book: {exc}") from None
+                time.sleep(0.01)  # polling for the creator to finish, bounded by the deadline
+
+    @classmethod
+    def _map(cls, name: str) -> "Book":
         # Mapped directly rather than through SharedMemory: on Python < 3.13 that registers the
         # segment with a resource tracker, which starts one more process per attacher and would
         # unlink the segment when the attacher exits (bpo-38119). The creator owns the lifetime.
+        fd = os.open(SHM_DIR / name, os.O_RDWR)
         try:
-            mapping = mmap.mmap(fd, os.fstat(fd).st_size)
+            mapping = mmap.mmap(fd, os.fstat(fd).st_size)  # ValueError while the creator has not sized it
         finally:
             os.close(fd)
         return cls(name, mapping=mapping)

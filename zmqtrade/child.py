@@ -45,6 +45,8 @@ class Child:
     ready: bool = False
     endpoints: dict[str, str] = field(default_factory=dict)
     killed: bool = False
+    terminated: bool = False
+    """Sent SIGTERM because it could not be told to stop over the control socket."""
     expected_exit: bool = False
 
     def start(self, env: dict[str, str] | None = None) -> None:

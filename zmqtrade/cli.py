@@ -84,10 +84,15 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
             print(topology.describe(topo) + (f"\n  (sweep point {overrides.label(point)})" if point else ""))
         print("ok")
         return 0
-    from zmqtrade.launcher import Launcher, default_run_dir
+    from zmqtrade.launcher import Launcher, check_run_dir, default_run_dir
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, datefmt=LOG_DATEFMT,
                         format="launcher | %(asctime)s %(message)s")
+    if args.run_dir is not None:
+        problem = check_run_dir(args.run_dir)
+        if problem:
+            print(f"{prog}: {problem}", file=sys.stderr)
+            return 2
     if len(runs) == 1:
         topo = runs[0][2]
         return Launcher(topo, args.run_dir or default_run_dir(topo), args.duration,
@@ -106,11 +111,13 @@ def sweep(runs: list[tuple[str, dict[str, Any], topology.Topology]], args: argpa
         name = f"{topo.name}" + (f" {overrides.describe(point.items())}" if point else "")
         run_dir = base / f"{i:02d}-{topo.name}-{overrides.label(point)}"
         print(f"\n=== sweep point {i}/{len(runs)}: {name} -> {run_dir}", flush=True)
-        code = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet).run()
+        launcher = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet)
+        code = launcher.run()
         worst = max(worst, code)
         dirs.append(run_dir)
         names.append(name)
-        if code and not (run_dir / "report.json").exists():
+        if launcher.interrupts:
+            print(f"\n=== sweep interrupted after point {i}/{len(runs)}", flush=True)
             break
     text = compare.compare(dirs, names)
     (base / "comparison.txt").write_text(text + "\n")

@@ -34,7 +34,8 @@ class ControlServer:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, sockets.LINGER_MS)
         self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.sock.bind(endpoint)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a process not connected fails, not vanishes
+        sockets.for_endpoint(self.sock, endpoint).bind(endpoint)
         self.endpoint = sockets.bound_endpoint(self.sock)
 
     def send(self, name: str, verb: str, payload: Any = None) -> bool:
@@ -71,7 +72,7 @@ class ControlLink:
             self.sock = ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, sockets.LINGER_MS)
             self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
-            self.sock.connect(endpoint)
+            sockets.for_endpoint(self.sock, endpoint).connect(endpoint)
 
     def send(self, verb: str, payload: Any = None) -> None:
         if self.sock is not None:

@@ -53,12 +53,24 @@ def stop_stages(topo: Topology) -> list[list[str]]:
 
 
 def default_run_dir(topo: Topology) -> Path:
+    """A new directory runs/<time>-<topology>[-n], made here so two launches never share one."""
     base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{topo.name}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def check_run_dir(path: Path) -> str | None:
+    """Why ``path`` cannot take a new run (a journal and logs there would mix two runs), or None."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        return f"{path} already holds files (a run's journal and logs would mix with them); give a new --run-dir"
+    return None
 
 
 class ConsoleTail(threading.Thread):
@@ -199,9 +211,9 @@ class Launcher:
     def _fail(self, c: Child, reason: str) -> None:
         tail = c.tail(LOG_TAIL_LINES)
         self.failures.append({"process": c.name, "exit_code": c.exit_code, "reason": reason, "log_tail": tail})
-        print(f"launcher | {c.name} (pid {c.pid}) {reason}; last lines of {c.log_path}:", flush=True)
+        self.view.print(f"launcher | {c.name} (pid {c.pid}) {reason}; last lines of {c.log_path}:")
         for line in tail:
-            print(f"launcher |   {line}", flush=True)
+            self.view.print(f"launcher |   {line}")
 
     # ------------------------------------------------------------------ phases
     def _start(self) -> bool:
@@ -268,25 +280,24 @@ class Launcher:
             members = [self.children[n] for n in stage if n in self.children]
             for c in members:
                 c.expected_exit = True
-                if c.running:
-                    if not self.control.send(c.name, control.STOP):
-                        c.send_signal(signal.SIGTERM)
+                if c.running and not self.control.send(c.name, control.STOP):
+                    c.terminated = True  # not connected (yet): the signal asks for the same orderly stop
+                    c.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + (0 if self.interrupts > 1 else STOP_GRACE_S)
             while any(c.running for c in members) and time.monotonic() < deadline:
                 self._pump(0.05)
             for c in members:
                 if c.running:
-                    reason = ("killed: interrupted twice" if self.interrupts > 1
-                              else f"did not stop within {STOP_GRACE_S:.0f} s; killed")
-                    self.failures.append({"process": c.name, "exit_code": None, "reason": reason,
-                                          "log_tail": c.tail(LOG_TAIL_LINES)})
+                    self._fail(c, "killed: interrupted twice" if self.interrupts > 1
+                               else f"did not stop within {STOP_GRACE_S:.0f} s; killed")
                     c.send_signal(signal.SIGKILL)
                     c.wait(5.0)
             stats_deadline = time.monotonic() + STATS_AFTER_EXIT_S
             while any(c.stats is None and c.exit_code == 0 for c in members) and time.monotonic() < stats_deadline:
                 self._pump(0.05)
             for c in members:
-                if c.exit_code not in (0, None) and not c.killed and not any(f["process"] == c.name for f in self.failures):
+                ok = (0, None, -signal.SIGTERM) if c.terminated else (0, None)
+                if c.exit_code not in ok and not c.killed and not any(f["process"] == c.name for f in self.failures):
                     self._fail(c, f"exited with code {c.exit_code} while stopping")
 
     def _hold_pm_qos(self) -> int | None:
@@ -300,10 +311,13 @@ class Launcher:
         want = self.topo.tuning.cpu_dma_latency_us
         if want is None:
             return None
+        fd = -1
         try:
             fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
             os.write(fd, struct.pack("i", want))
         except OSError as exc:
+            if fd >= 0:
+                os.close(fd)
             log.warning("tuning.cpu_dma_latency_us: cannot hold /dev/cpu_dma_latency (%s); running without it",
                         exc.strerror)
             return None
@@ -345,7 +359,11 @@ class Launcher:
             tail.stop()
             self.view.stop()
             code = 1 if self.failures else 0
-            self._finish(code)
+            try:
+                self._finish(code)
+            except Exception:
+                log.exception("writing the report failed; cleaning up anyway")
+                code = 1
             if self.book is not None:
                 self.book.close()
             if self.control is not None:

@@ -1,8 +1,8 @@
 """Latency histograms: cheap to record on the hot path, bounded in memory, mergeable.
 
 A log-linear histogram of nanosecond values: exact below 256 ns, then 128 buckets per
-power of two, so any value is kept to within 0.8% (1/128) of itself, up to ~18 minutes, in a
-fixed 40 KB per series however long a run lasts. Merging processes' histograms is adding
+power of two, so any value is kept to within 0.8% (1/128) of itself, up to ~36 minutes, in a
+fixed 35 KB per series however long a run lasts. Merging processes' histograms is adding
 counts. Measured per record (``python -m perf.recorder``): this ~200 ns, a preallocated numpy
 buffer ~160 ns (but its memory grows with the run), the hdrhistogram package ~850 ns.
 

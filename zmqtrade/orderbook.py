@@ -53,7 +53,7 @@ class OrderBook(Service):
         return {"orderbook.doorbell": sockets.bound_endpoint(self.doorbell)}
 
     def await_ready(self, deadline: float) -> None:
-        sockets.await_welcome(self.sub, deadline)
+        sockets.await_welcome(self.sub, deadline, lambda: self.stopping)
 
     def _apply_tick(self, t: wire.Tick, expected: int, written: list[int]) -> int:
         """Write one tick; returns the next expected sequence number."""
@@ -124,7 +124,7 @@ class OrderBook(Service):
             poller.register(self.link.sock, zmq.POLLIN)
         expected = 1
         conflate = self.topo.orderbook.conflate
-        eos = False
+        eos: wire.Eos | None = None
         stop_deadline = 0.0
         while True:
             if self.stopping:
@@ -136,7 +136,7 @@ class OrderBook(Service):
             self.report_progress()
             if sub in events:
                 msgs, end = self.drain(sub, PRICES, MAX_DRAIN)
-                eos |= end
+                eos = eos or end
                 written: list[int] = []  # a slot per write (conflating) or per tick (not)
                 for m in msgs:
                     if type(m) is wire.Tick:
@@ -151,6 +151,7 @@ class OrderBook(Service):
                 self.service_publishers()
             if self.link is not None and self.link.sock in events:
                 self.service_control()
+        self.count_tail_gap(eos, expected, "tick_gaps")
         try:
             self.doorbell.send(wire.encode_eos("doorbell", self.bell_seq), zmq.NOBLOCK)
         except zmq.Again:

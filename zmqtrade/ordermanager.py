@@ -2,9 +2,9 @@
 
 For each order: decode (a malformed body gets a reject naming the problem), validate, price
 it from the shared book (buys at the ask, sells at the bid), risk-check, journal it, then ack.
-Orders are taken in batches (whatever is queued when the ROUTER wakes us): each is decided in
-memory, then the batch's fills go to the journal in one write, and only then are the replies
-sent. So an acked order is always in the journal, at one syscall per batch rather than per
+Orders are taken in batches (what is queued when the ROUTER wakes us, committed at least
+every 32 orders): each is decided in memory, then the batch's fills go to the journal in one
+write, and only then are the replies sent. So an acked order is always in the journal, at one syscall per batch rather than per
 order. A repeated client order id from the same strategy is answered with the original reply
 and never filled twice.
 """

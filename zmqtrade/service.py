@@ -100,14 +100,14 @@ class Service:
             self.request_stop()
 
     def drain(self, sock: zmq.Socket, decoders: Mapping[wire.Kind, Callable[[tuple], Any]],
-              limit: int = 4096) -> tuple[list[Any], bool]:
-        """Read what is queued on a subscriber: (messages decoded by ``decoders``, end of stream seen).
+              limit: int = 4096) -> tuple[list[Any], wire.Eos | None]:
+        """Read what is queued on a subscriber: (messages decoded by ``decoders``, its end of stream).
 
         Malformed or unexpected bodies are counted, never raised; a WELCOME after the first
         means the publisher came back (a reconnect), and is counted as ``resubscribed``.
         """
         out: list[Any] = []
-        eos = False
+        eos: wire.Eos | None = None
         c = self.counters
         for _ in range(limit):
             try:
@@ -120,7 +120,7 @@ class Service:
                 if decode is not None:
                     out.append(decode(fields))
                 elif k is wire.Kind.EOS:
-                    eos = True
+                    eos = wire.as_eos(fields)
                 elif k is wire.Kind.WELCOME:
                     c["resubscribed"] = c.get("resubscribed", 0) + 1
                 else:
@@ -152,6 +152,11 @@ class Service:
                     continue
             self.service_control()
         return False
+
+    def count_tail_gap(self, eos: wire.Eos | None, expected: int, counter: str) -> None:
+        """Messages the publisher sent after the last one received (lost at the end) are gaps too."""
+        if eos is not None and eos.last_seq >= expected:
+            self.counters[counter] += eos.last_seq - expected + 1
 
     def service_publishers(self) -> None:
         for pub in self.publishers:

@@ -9,6 +9,7 @@ knows no subscriber will miss the start of a stream.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import zmq
 
@@ -21,6 +22,14 @@ def _base(ctx: zmq.Context, kind: int) -> zmq.Socket:
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_BODY + 1024)
+    return sock
+
+
+def for_endpoint(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
+    """Enable IPv6 on a socket only for an IPv6 endpoint (``tcp://[::1]:port``): turned on for
+    IPv4 too, it would report 127.0.0.1 back as [::ffff:127.0.0.1]."""
+    if endpoint.startswith("tcp://["):
+        sock.setsockopt(zmq.IPV6, 1)
     return sock
 
 
@@ -40,7 +49,7 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     sock.setsockopt(zmq.XPUB_WELCOME_MSG, wire.encode_welcome(stream, session))
     if lossless:
         sock.setsockopt(zmq.XPUB_NODROP, 1)
-    sock.bind(endpoint)
+    for_endpoint(sock, endpoint).bind(endpoint)
     return sock
 
 
@@ -51,16 +60,18 @@ def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000) -> zmq.Socke
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.connect(endpoint)
+    for_endpoint(sock, endpoint).connect(endpoint)
     return sock
 
 
-def await_welcome(sock: zmq.Socket, deadline: float) -> wire.Welcome:
-    """Block until the publisher's WELCOME arrives, or raise TimeoutError at ``deadline``."""
+def await_welcome(sock: zmq.Socket, deadline: float, stopping: Callable[[], bool] = lambda: False) -> wire.Welcome:
+    """Block until the publisher's WELCOME arrives; TimeoutError at ``deadline`` or if told to stop."""
     while True:
         left_ms = int((deadline - time.monotonic()) * 1000)
-        if left_ms <= 0 or not sock.poll(left_ms):
+        if left_ms <= 0 or stopping():
             raise TimeoutError(f"no welcome from {sock.getsockopt(zmq.LAST_ENDPOINT).decode() or 'publisher'}")
+        if not sock.poll(min(left_ms, 100)):
+            continue
         try:
             kind, fields = wire.unpack(sock.recv())
         except wire.WireError:
@@ -75,7 +86,7 @@ def router(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # replies to a vanished client raise, not vanish
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
-    sock.bind(endpoint)
+    for_endpoint(sock, endpoint).bind(endpoint)
     return sock
 
 
@@ -84,7 +95,7 @@ def dealer(ctx: zmq.Context, endpoint: str, identity: str) -> zmq.Socket:
     sock.setsockopt(zmq.ROUTING_ID, identity.encode())
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
-    sock.connect(endpoint)
+    for_endpoint(sock, endpoint).connect(endpoint)
     return sock
 
 

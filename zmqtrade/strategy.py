@@ -54,8 +54,8 @@ class StrategyProcess(Service):
         return {}
 
     def await_ready(self, deadline: float) -> None:
-        sockets.await_welcome(self.doorbell, deadline)
-        sockets.await_welcome(self.news, deadline)
+        sockets.await_welcome(self.doorbell, deadline, lambda: self.stopping)
+        sockets.await_welcome(self.news, deadline, lambda: self.stopping)
 
     # ------------------------------------------------------------------ orders
     def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
@@ -119,8 +119,8 @@ class StrategyProcess(Service):
         lat["reply_to_strategy"].record(ack_ns - r.ts_ns)
 
     # ------------------------------------------------------------------ feeds
-    def on_doorbells(self) -> bool:
-        """Drain the doorbell and act on what changed; True at end of stream.
+    def on_doorbells(self) -> wire.Eos | None:
+        """Drain the doorbell and act on what changed; its end of stream, if it came.
 
         Conflating (the default) acts once per changed symbol of this strategy, on the newest
         value; ``conflate: false`` acts once per doorbell, in order.
@@ -153,7 +153,7 @@ class StrategyProcess(Service):
             if orders:
                 self.send_orders(orders, quote.tick_ts, quote.write_ts, time.monotonic_ns())
 
-    def on_news(self) -> bool:
+    def on_news(self) -> wire.Eos | None:
         c = self.counters
         items, eos = self.drain(self.news, NEWS)
         symbols = self.strategy.symbols
@@ -177,7 +177,8 @@ class StrategyProcess(Service):
         ctl = self.link.sock if self.link is not None else None
         if ctl is not None:
             poller.register(ctl, zmq.POLLIN)
-        bell_eos = news_eos = False
+        bell_eos: wire.Eos | None = None
+        news_eos: wire.Eos | None = None
         eos_deadline = replies_deadline = 0.0
         while True:
             if self.stopping:
@@ -192,12 +193,14 @@ class StrategyProcess(Service):
             if self.orders in events:
                 self.on_replies()
             if self.doorbell in events:
-                bell_eos |= self.on_doorbells()
+                bell_eos = bell_eos or self.on_doorbells()
             if self.news in events:
-                news_eos |= self.on_news()
+                news_eos = news_eos or self.on_news()
             if ctl is not None and ctl in events:
                 self.service_control()
             self.flush_orders()
+        self.count_tail_gap(bell_eos, self._bell_expected, "doorbell_gaps")
+        self.count_tail_gap(news_eos, self._news_expected, "news_gaps")
         if self.pending:
             self.log.warning("%d orders still unanswered at exit", len(self.pending))
         self.counters["orders_unanswered"] = len(self.pending)

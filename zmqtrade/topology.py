@@ -23,7 +23,7 @@ import yaml
 COMPONENTS = ("gateway", "orderbook", "ordermanager")
 """Process names taken by the fixed components; strategies may not reuse them."""
 
-_ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\*|\d{1,5})|ipc://(?P<path>.+))$")
+_ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\*|\d{1,5})|ipc://(?P<path>.+))$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9._\-]{1,16}$")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 
@@ -50,6 +50,10 @@ def _batch(v: int) -> str | None:
     from zmqtrade.wire import MAX_BATCH
 
     return None if 1 <= v <= MAX_BATCH else f"must be 1..{MAX_BATCH} ticks per message (1 turns batching off)"
+
+
+def _pm_qos(v: int) -> str | None:
+    return None if 0 <= v <= 2_000_000_000 else "must be 0..2000000000 microseconds (0: no deep sleep)"
 
 
 def _endpoint(v: str) -> str | None:
@@ -139,7 +143,7 @@ class StrategySpec:
 class Tuning:
     """Host settings the launcher holds for the length of a run (and releases after)."""
 
-    cpu_dma_latency_us: int | None = field(default=None, metadata=_key("cpu_dma_latency_us", check=_non_negative))
+    cpu_dma_latency_us: int | None = field(default=None, metadata=_key("cpu_dma_latency_us", check=_pm_qos))
 
 
 @dataclass(frozen=True)
@@ -481,7 +485,7 @@ def describe(topo: Topology) -> str:
         + (f" seed {g.feed.seed}" if g.feed.kind == "random_walk" else f" {g.feed.path}")
         + f", batches up to {g.batch} (window {g.batch_window_us:g} us), hwm {g.hwm}" + (", lossless" if g.lossless else ""),
         f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}"
-        + ("" if ob.conflate else ", one doorbell per price message"),
+        + ("" if ob.conflate else ", a doorbell slot per tick"),
         f"  ordermanager  bind {om.endpoint}  risk: max qty {om.risk.max_order_qty}, "
         f"max position {om.risk.max_position}, max {om.risk.max_orders_per_s:g} orders/s",
     ]

@@ -29,11 +29,12 @@ class TargetPosition(Strategy):
         self.target[quote.symbol] = target
         side = BUY if target > current else SELL
         price = quote.ask if side == BUY else quote.bid
-        return [OrderRequest(quote.symbol, side, abs(target - current) * self.qty, price, tag=current)]
+        return [OrderRequest(quote.symbol, side, abs(target - current) * self.qty, price, tag=(current, target))]
 
     def on_reply(self, reply: Reply, order: OrderRequest) -> None:
-        if not reply.filled:
-            self.target[order.symbol] = order.tag
+        previous, target = order.tag
+        if not reply.filled and self.target[order.symbol] == target:
+            self.target[order.symbol] = previous  # undo this order's move, unless a later one replaced it
 
 
 class MovingAverageNews(TargetPosition):
