@@ -17,7 +17,6 @@ import sys
 import time
 from typing import Sequence
 
-import zmq
 
 from zmqtrade import metrics, sockets, wire
 from zmqtrade.feeds import NewsFeed, price_feed
@@ -99,11 +98,7 @@ class Gateway(Service):
         self._k = self._seq = 0
         self._last_sent = 0
         window = int(g.batch_window_us * 1000)
-        poller = zmq.Poller()
-        if self.link is not None and self.link.sock is not None:
-            poller.register(self.link.sock, zmq.POLLIN)
-        for pub in self.publishers:
-            poller.register(pub, zmq.POLLIN)
+        poller, _ = self.poller(*self.publishers)
 
         self._t0 = t0 = time.monotonic_ns()
         k_news = news_seq = 0
@@ -121,9 +116,10 @@ class Gateway(Service):
                     break
             while next_news <= now:
                 slot, sentiment = self.news_feed.next()
-                news_seq += 1
-                if not self.send_bounded(self.news, wire.encode_news(news_seq, self.topo.symbols[slot], sentiment, next_news)):
+                body = wire.encode_news(news_seq + 1, self.topo.symbols[slot], sentiment, next_news)
+                if not self.send_bounded(self.news, body):
                     break
+                news_seq += 1  # only once sent: end of stream must not announce a message never sent
                 self.counters["news_published"] += 1
                 k_news += 1
                 next_news = t0 + int(k_news * news_period)
@@ -143,11 +139,8 @@ class Gateway(Service):
                     self.service_control()
             elif wait > 0:
                 time.sleep(wait / 1e9)
-        for sock, stream, seq in ((self.prices, "prices", self._seq), (self.news, "news", news_seq)):
-            try:
-                sock.send(wire.encode_eos(stream, seq), zmq.NOBLOCK)
-            except zmq.Again:
-                self.log.warning("could not send end of stream on %s (subscriber full)", stream)
+        self.send_eos(self.prices, "prices", self._seq)
+        self.send_eos(self.news, "news", news_seq)
 
     def latency_samples(self) -> dict[str, bytes]:
         return {"gateway_lag": self.lag.tobytes()}

@@ -22,14 +22,12 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self.records = 0
 
     def append_lines(self, lines: list[str]) -> None:
         """Append complete records (from :func:`record`) with one write."""
         data = "".join(lines).encode()
         while data:  # a regular file takes it all at once; loop only for the pathological case
             data = data[os.write(self._fd, data):]
-        self.records += len(lines)
 
     def close(self) -> None:
         if self._fd >= 0:

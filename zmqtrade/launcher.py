@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import struct
-import sys
 import threading
 import time
 from datetime import datetime

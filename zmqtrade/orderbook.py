@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Sequence
 
-import zmq
 
 from zmqtrade import sockets, wire
 from zmqtrade.book import Book, BookError
@@ -117,11 +116,7 @@ class OrderBook(Service):
     def run(self) -> None:
         sub = self.sub
         self.bell_seq = 0
-        poller = zmq.Poller()
-        poller.register(sub, zmq.POLLIN)
-        poller.register(self.doorbell, zmq.POLLIN)
-        if self.link is not None and self.link.sock is not None:
-            poller.register(self.link.sock, zmq.POLLIN)
+        poller, ctl = self.poller(sub, self.doorbell)
         expected = 1
         conflate = self.topo.orderbook.conflate
         eos: wire.Eos | None = None
@@ -149,13 +144,10 @@ class OrderBook(Service):
                 self.book.heartbeat()
             if self.doorbell in events:
                 self.service_publishers()
-            if self.link is not None and self.link.sock in events:
+            if ctl is not None and ctl in events:
                 self.service_control()
         self.count_tail_gap(eos, expected, "tick_gaps")
-        try:
-            self.doorbell.send(wire.encode_eos("doorbell", self.bell_seq), zmq.NOBLOCK)
-        except zmq.Again:
-            self.log.warning("could not send end of stream on the doorbell")
+        self.send_eos(self.doorbell, "doorbell", self.bell_seq)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,11 +180,7 @@ class OrderManager(Service):
             self._lines.clear()
 
     def run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        ctl = self.link.sock if self.link is not None else None
-        if ctl is not None:
-            poller.register(ctl, zmq.POLLIN)
+        poller, ctl = self.poller(self.router)
         while True:
             events = dict(poller.poll(100))
             self.report_progress()

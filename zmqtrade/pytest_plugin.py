@@ -28,7 +28,6 @@ from typing import Any, Iterator, Mapping
 
 import pytest
 
-ENDPOINT_KEYS = ("gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint", "control")
 READY_TIMEOUT_S = 60.0
 
 
@@ -113,7 +112,9 @@ class StackFactory:
         run_dir = self.tmp_path / f"zmqtrade-run-{n}"
         argv = [sys.executable, "-m", "zmqtrade", "run", str(topology), "--run-dir", str(run_dir),
                 "--duration", str(duration), "-q"]
-        for key in ENDPOINT_KEYS:
+        from zmqtrade.topology import BIND_KEYS
+
+        for key in BIND_KEYS:
             name = key.replace(".", "-")
             endpoint = f"ipc://{self.tmp_path}/{n}-{name}.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
             argv += ["--set", f"{key}={endpoint}"]

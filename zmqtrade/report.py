@@ -50,8 +50,7 @@ def totals(children: Iterable[Child]) -> dict[str, int]:
     return out
 
 
-LATENCY_SERIES = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt", "order_to_om",
-                  "om_process", "reply_to_strategy", "gateway_lag")
+LATENCY_SERIES = (*metrics.ORDER_HOPS, "gateway_lag")
 """``latency_us`` always has these, in this order (zeros when a run made no samples)."""
 
 

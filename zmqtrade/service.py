@@ -53,7 +53,6 @@ class Service:
         self.link: control.ControlLink | None = None
         self.counters: dict[str, int] = {"malformed_messages": 0}
         self.publishers: list[zmq.Socket] = []
-        self.subscribers_seen = 0
         self._sockets: list[zmq.Socket] = []
         self._owned: list[Any] = []
         self._next_progress = 0.0
@@ -159,8 +158,26 @@ class Service:
             self.counters[counter] += eos.last_seq - expected + 1
 
     def service_publishers(self) -> None:
+        """Read (un)subscribe notifications so XPUBs keep welcoming late subscribers."""
         for pub in self.publishers:
-            self.subscribers_seen += max(0, sockets.drain_subscriptions(pub))
+            sockets.drain_subscriptions(pub)
+
+    def poller(self, *socks: zmq.Socket) -> tuple[zmq.Poller, zmq.Socket | None]:
+        """A poller over ``socks`` and the control socket (the latter returned too, or None)."""
+        poller = zmq.Poller()
+        for sock in socks:
+            poller.register(sock, zmq.POLLIN)
+        ctl = self.link.sock if self.link is not None else None
+        if ctl is not None:
+            poller.register(ctl, zmq.POLLIN)
+        return poller, ctl
+
+    def send_eos(self, sock: zmq.Socket, stream: str, last_seq: int) -> None:
+        """Tell subscribers the stream ends at ``last_seq`` (they count what they missed of it)."""
+        try:
+            sock.send(wire.encode_eos(stream, last_seq), zmq.NOBLOCK)
+        except zmq.Again:
+            self.log.warning("could not send end of stream on %s (a subscriber is full)", stream)
 
     def request_stop(self) -> None:
         if not self.stopping:

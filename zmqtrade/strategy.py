@@ -11,7 +11,6 @@ import sys
 import time
 from typing import Iterable, Sequence
 
-import zmq
 
 from zmqtrade import metrics, sockets, wire
 from zmqtrade.book import Book
@@ -24,9 +23,6 @@ DOORBELL = {wire.Kind.DOORBELL: wire.as_doorbell}
 NEWS = {wire.Kind.NEWS: wire.as_news}
 REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
            wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f))}
-HOPS = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt", "order_to_om", "om_process",
-        "reply_to_strategy")
-"""Latency series of tick-driven fills, all from the stamps an order and its reply carry (see README)."""
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
 
@@ -45,7 +41,7 @@ class StrategyProcess(Service):
         self.pending: dict[int, tuple[OrderRequest, wire.Order]] = {}
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
         self.next_clordid = 1
-        self.latency = {name: metrics.Histogram() for name in HOPS}
+        self.latency = {name: metrics.Histogram() for name in metrics.ORDER_HOPS}
         self.staleness = metrics.Histogram()
         self.conflate = spec.conflate
         self.counters.update(doorbells=0, doorbell_gaps=0, quotes_read=0, unwritten_skipped=0,
@@ -171,12 +167,7 @@ class StrategyProcess(Service):
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
         self._bell_expected = self._news_expected = 1
-        poller = zmq.Poller()
-        for sock in (self.doorbell, self.news, self.orders):
-            poller.register(sock, zmq.POLLIN)
-        ctl = self.link.sock if self.link is not None else None
-        if ctl is not None:
-            poller.register(ctl, zmq.POLLIN)
+        poller, ctl = self.poller(self.doorbell, self.news, self.orders)
         bell_eos: wire.Eos | None = None
         news_eos: wire.Eos | None = None
         eos_deadline = replies_deadline = 0.0

@@ -21,6 +21,8 @@ from typing import Any, Literal, Mapping
 import yaml
 
 COMPONENTS = ("gateway", "orderbook", "ordermanager")
+BIND_KEYS = ("gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint", "control")
+"""Every endpoint a process binds, by topology key (connecters find them here)."""
 """Process names taken by the fixed components; strategies may not reuse them."""
 
 _ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\*|\d{1,5})|ipc://(?P<path>.+))$")
@@ -173,14 +175,13 @@ class Topology:
         return name if name in COMPONENTS else "strategy"
 
     def binds(self) -> dict[str, str]:
-        """Every endpoint a process binds, keyed by its topology path."""
-        return {
-            "gateway.prices": self.gateway.prices,
-            "gateway.news": self.gateway.news,
-            "orderbook.doorbell": self.orderbook.doorbell,
-            "ordermanager.endpoint": self.ordermanager.endpoint,
-            "control": self.control,
-        }
+        """Every endpoint a process binds, keyed by its topology path (BIND_KEYS)."""
+        def get(key: str) -> str:
+            obj: Any = self
+            for part in key.split("."):
+                obj = getattr(obj, part)
+            return obj
+        return {key: get(key) for key in BIND_KEYS}
 
     def replace_endpoints(self, resolved: Mapping[str, str]) -> "Topology":
         """A copy with bound endpoints replaced (ports picked by the OS filled in)."""
