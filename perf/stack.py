@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from zmqtrade import compare
+
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA"]
 
@@ -84,8 +86,9 @@ def run(s: Setup) -> dict[str, Any]:
     scheduled = s.rate * report["duration_s"]
     due = max(scheduled, c["ticks_published"])
     report["delivered"] = c["ticks_applied"] / due if due else 0.0
-    report["cpu_total"] = round(sum(p["cpu_percent"]["mean"] for p in report["processes"].values()), 1)
-    report["rss_max_mb"] = round(max(p["rss_bytes"]["max"] for p in report["processes"].values()) / 1e6, 1)
+    summary = compare.row(report, "")
+    report["cpu_total"] = round(summary.cpu_pct, 1)
+    report["rss_max_mb"] = round(summary.rss_mb, 1)
     return report
 
 

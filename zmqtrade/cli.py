@@ -16,7 +16,7 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from zmqtrade import overrides, topology
 from zmqtrade.service import LOG_DATEFMT
@@ -43,7 +43,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(problems: list[str], what: str) -> None:
+def _fail(problems: list[str], what: str) -> NoReturn:
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"{what}; nothing was started", file=sys.stderr)
@@ -55,7 +55,6 @@ def load_or_exit(path: str, sets: dict[str, Any] | None = None) -> topology.Topo
         return topology.load(path, sets)
     except topology.TopologyError as exc:
         _fail([f"{exc.source}: {p}" for p in exc.problems], f"{exc.source}: {len(exc.problems)} problem(s)")
-        raise  # unreachable: _fail exits
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.Topology]]:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from zmqtrade import sockets, wire
 from zmqtrade.book import Book, BookError
-from zmqtrade.service import Service, serve
+from zmqtrade.service import SeqCheck, Service, serve
 
 MAX_DRAIN = 256
 """Price messages applied before ringing at the latest (each may be a batch of ticks), so after
@@ -47,21 +47,17 @@ class OrderBook(Service):
         self.doorbell = self.track(sockets.publisher(self.ctx, topo.orderbook.doorbell, "doorbell", 0,
                                                      topo.orderbook.hwm, topo.gateway.lossless))
         self.publishers = [self.doorbell]
-        self.counters.update(ticks_applied=0, batches=0, tick_gaps=0, tick_duplicates=0, unknown_symbols=0,
-                             doorbells=0, resubscribed=0)
+        self.counters.update(ticks_applied=0, batches=0, unknown_symbols=0, doorbells=0, resubscribed=0)
+        self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates")
         return {"orderbook.doorbell": sockets.bound_endpoint(self.doorbell)}
 
     def await_ready(self, deadline: float) -> None:
         sockets.await_welcome(self.sub, deadline, lambda: self.stopping)
 
-    def _apply_tick(self, t: wire.Tick, expected: int, written: list[int]) -> int:
-        """Write one tick; returns the next expected sequence number."""
+    def _apply_tick(self, t: wire.Tick, written: list[int]) -> None:
         c = self.counters
-        if t.seq != expected:
-            if t.seq < expected:
-                c["tick_duplicates"] += 1
-                return expected
-            c["tick_gaps"] += t.seq - expected
+        if self.seq.see(t.seq):
+            return
         slot = self.book.index.get(t.symbol)
         if slot is None:
             c["unknown_symbols"] += 1
@@ -69,9 +65,8 @@ class OrderBook(Service):
             self.book.write(slot, t.bid, t.ask, t.last, t.size, t.seq, t.ts_ns, time.monotonic_ns())
             c["ticks_applied"] += 1
             written.append(slot)
-        return t.seq + 1
 
-    def _apply_batch(self, b: wire.Ticks, expected: int, written: list[int], per_tick: bool) -> int:
+    def _apply_batch(self, b: wire.Ticks, written: list[int], per_tick: bool) -> None:
         """Apply a batch in one pass: one seqlock write per symbol, with its newest tick.
 
         Readers only ever see the newest value of a slot, so writing the older ticks of the same
@@ -79,13 +74,7 @@ class OrderBook(Service):
         """
         c = self.counters
         n = len(b.symbols)
-        skip = 0
-        if b.first_seq != expected:
-            if b.first_seq < expected:
-                skip = min(n, expected - b.first_seq)
-                c["tick_duplicates"] += skip
-            else:
-                c["tick_gaps"] += b.first_seq - expected
+        skip = self.seq.see(b.first_seq, n)
         newest = {sym: i for i, sym in enumerate(b.symbols) if i >= skip} if skip else \
             {sym: i for i, sym in enumerate(b.symbols)}
         index, write, now = self.book.index, self.book.write, time.monotonic_ns()
@@ -104,7 +93,6 @@ class OrderBook(Service):
             written.extend(index[s] for s in b.symbols[skip:] if s in index)
         c["ticks_applied"] += applied
         c["batches"] += 1
-        return max(expected, b.first_seq + n)
 
     def _ring(self, slots: list[int]) -> None:
         for i in range(0, len(slots), MAX_SLOTS):
@@ -117,7 +105,6 @@ class OrderBook(Service):
         sub = self.sub
         self.bell_seq = 0
         poller, ctl = self.poller(sub, self.doorbell)
-        expected = 1
         conflate = self.topo.orderbook.conflate
         eos: wire.Eos | None = None
         stop_deadline = 0.0
@@ -135,9 +122,9 @@ class OrderBook(Service):
                 written: list[int] = []  # a slot per write (conflating) or per tick (not)
                 for m in msgs:
                     if type(m) is wire.Tick:
-                        expected = self._apply_tick(m, expected, written)
+                        self._apply_tick(m, written)
                     else:
-                        expected = self._apply_batch(m, expected, written, per_tick=not conflate)
+                        self._apply_batch(m, written, per_tick=not conflate)
                 if written:
                     self._ring(sorted(set(written)) if conflate else written)
             else:
@@ -146,7 +133,7 @@ class OrderBook(Service):
                 self.service_publishers()
             if ctl is not None and ctl in events:
                 self.service_control()
-        self.count_tail_gap(eos, expected, "tick_gaps")
+        self.seq.end(eos)
         self.send_eos(self.doorbell, "doorbell", self.bell_seq)
 
 

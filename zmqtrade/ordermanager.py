@@ -136,11 +136,10 @@ class OrderManager(Service):
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
+        what = f"{o.strategy} {o.side} {o.qty} {o.symbol}"
         if o.clordid <= self.forgotten.get(o.strategy, 0):
             c["duplicate_orders"] += 1
-            return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again",
-                                recv_ts, f"{o.strategy} {o.side} {o.qty} {o.symbol}")
-        what = f"{o.strategy} {o.side} {o.qty} {o.symbol}"
+            return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, what)
         reason = self._validate(o)
         if reason is None:
             quote = self.book.read(self.book.index[o.symbol])

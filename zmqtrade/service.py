@@ -38,6 +38,46 @@ PR_SET_TIMERSLACK = 29
 T = TypeVar("T")
 
 
+class SeqCheck:
+    """One stream's sequence numbers: a jump counts as a gap, a repeat or step back as a duplicate.
+
+    Shared by every subscriber (ticks, batches, doorbells, news), so they all count the same way;
+    ``end`` counts what was sent after the last message received, from the end of stream.
+    """
+
+    __slots__ = ("expected", "counters", "gaps", "duplicates")
+
+    def __init__(self, counters: dict[str, int], gaps: str, duplicates: str | None = None) -> None:
+        self.expected = 1
+        self.counters = counters
+        self.gaps = gaps
+        self.duplicates = duplicates
+        counters.setdefault(gaps, 0)
+        if duplicates:
+            counters.setdefault(duplicates, 0)
+
+    def see(self, first: int, n: int = 1) -> int:
+        """Account for messages ``first`` .. ``first + n - 1``; how many of them, from the front,
+        were seen before (to skip). ``expected`` never moves backwards."""
+        expected = self.expected
+        if first == expected:  # the common case
+            self.expected = first + n
+            return 0
+        if first > expected:
+            self.counters[self.gaps] += first - expected
+            self.expected = first + n
+            return 0
+        repeats = min(n, expected - first)
+        if self.duplicates:
+            self.counters[self.duplicates] += repeats
+        self.expected = max(expected, first + n)
+        return repeats
+
+    def end(self, eos: wire.Eos | None) -> None:
+        if eos is not None and eos.last_seq >= self.expected:
+            self.counters[self.gaps] += eos.last_seq - self.expected + 1
+
+
 class Service:
     """Base of the four components; subclasses fill in the hooks."""
 
@@ -151,11 +191,6 @@ class Service:
                     continue
             self.service_control()
         return False
-
-    def count_tail_gap(self, eos: wire.Eos | None, expected: int, counter: str) -> None:
-        """Messages the publisher sent after the last one received (lost at the end) are gaps too."""
-        if eos is not None and eos.last_seq >= expected:
-            self.counters[counter] += eos.last_seq - expected + 1
 
     def service_publishers(self) -> None:
         """Read (un)subscribe notifications so XPUBs keep welcoming late subscribers."""

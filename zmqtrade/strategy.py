@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from zmqtrade import metrics, sockets, wire
 from zmqtrade.book import Book
-from zmqtrade.service import Service, serve
+from zmqtrade.service import SeqCheck, Service, serve
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
 
 FLUSH_EVERY = 64
@@ -44,8 +44,10 @@ class StrategyProcess(Service):
         self.latency = {name: metrics.Histogram() for name in metrics.ORDER_HOPS}
         self.staleness = metrics.Histogram()
         self.conflate = spec.conflate
-        self.counters.update(doorbells=0, doorbell_gaps=0, quotes_read=0, unwritten_skipped=0,
-                             news_received=0, news_gaps=0, orders_sent=0, order_messages=0, orders_acked=0,
+        self.bell_seq = SeqCheck(self.counters, "doorbell_gaps")
+        self.news_seq = SeqCheck(self.counters, "news_gaps")
+        self.counters.update(doorbells=0, quotes_read=0, unwritten_skipped=0,
+                             news_received=0, orders_sent=0, order_messages=0, orders_acked=0,
                              orders_rejected=0, unmatched_replies=0, resubscribed=0)
         return {}
 
@@ -123,10 +125,7 @@ class StrategyProcess(Service):
         """
         c = self.counters
         bells, eos = self.drain(self.doorbell, DOORBELL)
-        for bell in bells:
-            if bell.seq > self._bell_expected:
-                c["doorbell_gaps"] += bell.seq - self._bell_expected
-            self._bell_expected = bell.seq + 1
+        bells = [b for b in bells if not self.bell_seq.see(b.seq)]
         c["doorbells"] += len(bells)
         if self.conflate:
             if bells:
@@ -154,9 +153,8 @@ class StrategyProcess(Service):
         items, eos = self.drain(self.news, NEWS)
         symbols = self.strategy.symbols
         for news in items:
-            if news.seq > self._news_expected:
-                c["news_gaps"] += news.seq - self._news_expected
-            self._news_expected = news.seq + 1
+            if self.news_seq.see(news.seq):
+                continue  # a repeat
             if news.symbol in symbols:
                 orders = self.strategy.take_orders(self.strategy.on_news(news))
                 if orders:  # news-driven: no tick behind it, so no tick-to-ack sample
@@ -166,7 +164,6 @@ class StrategyProcess(Service):
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
-        self._bell_expected = self._news_expected = 1
         poller, ctl = self.poller(self.doorbell, self.news, self.orders)
         bell_eos: wire.Eos | None = None
         news_eos: wire.Eos | None = None
@@ -190,8 +187,8 @@ class StrategyProcess(Service):
             if ctl is not None and ctl in events:
                 self.service_control()
             self.flush_orders()
-        self.count_tail_gap(bell_eos, self._bell_expected, "doorbell_gaps")
-        self.count_tail_gap(news_eos, self._news_expected, "news_gaps")
+        self.bell_seq.end(bell_eos)
+        self.news_seq.end(news_eos)
         if self.pending:
             self.log.warning("%d orders still unanswered at exit", len(self.pending))
         self.counters["orders_unanswered"] = len(self.pending)

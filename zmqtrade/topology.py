@@ -205,10 +205,8 @@ def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
-            if f.name in ("source", "name") and type(obj) is StrategySpec:
-                continue
-            if f.name == "source":
-                continue
+            if f.name == "source" or (f.name == "name" and type(obj) is StrategySpec):
+                continue  # derived when loading (the file's path; the strategy's mapping key)
             out[f.metadata.get("yaml_key", f.name)] = _to_plain(getattr(obj, f.name))
         return out
     if isinstance(obj, Mapping):
