@@ -57,8 +57,8 @@ SINGLE_ERRORS = [
     ("unknown-key-risk", {"ordermanager": {"risk": {"max_order_qtty": 5}}},
      "ordermanager.risk.max_order_qtty", "did you mean 'max_order_qty'?"),
     ("unknown-top-level-key", {"zzz": 1}, "zzz",
-     "unknown key; known keys: control, duration_s, gateway, name, orderbook, ordermanager, report, "
-     "strategies, symbols"),
+     "unknown key; known keys: control, duration_s, faults, gateway, name, orderbook, ordermanager, report, "
+     "security, strategies, supervision, symbols, tuning"),
     # wrong types
     ("str-for-number", {"gateway": {"rate": "fast"}}, "gateway.rate", "expected a number, got str 'fast'"),
     ("str-for-list", {"symbols": "AAPL"}, "symbols", "expected a non-empty list, got str 'AAPL'"),

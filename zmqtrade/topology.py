@@ -54,6 +54,10 @@ def _batch(v: int) -> str | None:
     return None if 1 <= v <= MAX_BATCH else f"must be 1..{MAX_BATCH} ticks per message (1 turns batching off)"
 
 
+def _count(v: int) -> str | None:
+    return None if v >= 0 else "must be an integer >= 0"
+
+
 def _pm_qos(v: int) -> str | None:
     return None if 0 <= v <= 2_000_000_000 else "must be 0..2000000000 microseconds (0: no deep sleep)"
 
@@ -83,6 +87,53 @@ def _key(name: str, *, check: Any = None, help: str = "", yaml_key: str | None =
 
 # --------------------------------------------------------------------------- schema
 @dataclass(frozen=True)
+class Restart:
+    """What the launcher does when a process dies (or stops heartbeating) before the run ends.
+
+    ``on-failure`` restarts it after ``backoff_s``, doubling per restart up to ``max_backoff_s``;
+    more than ``max_restarts`` restarts within ``window_s`` seconds fails the run instead.
+    """
+
+    policy: Literal["never", "on-failure"] = "on-failure"
+    backoff_s: float = field(default=0.2, metadata=_key("backoff_s", check=_non_negative))
+    max_backoff_s: float = field(default=5.0, metadata=_key("max_backoff_s", check=_non_negative))
+    max_restarts: int = field(default=5, metadata=_key("max_restarts", check=_count))
+    window_s: float = field(default=60.0, metadata=_key("window_s", check=_positive))
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """Liveness: every process heartbeats on the control socket every ``heartbeat_s``; one
+    silent for ``liveness_s`` (hung, SIGSTOPped) is reported and handled by its restart policy."""
+
+    heartbeat_s: float = field(default=0.2, metadata=_key("heartbeat_s", check=_positive))
+    liveness_s: float = field(default=2.0, metadata=_key("liveness_s", check=_positive))
+    restart: Restart = Restart()
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault the launcher injects during a run, for reliability experiments and tests."""
+
+    process: str = field(metadata=_key("process", check=_name, help="the process to hit"))
+    at_s: float = field(metadata=_key("at_s", check=_non_negative, help="seconds after streaming starts"))
+    action: Literal["kill", "pause"] = field(metadata=_key("action", help="kill (SIGKILL) or pause (SIGSTOP)"))
+    for_s: float = field(default=1.0, metadata=_key("for_s", check=_positive))
+    """How long a pause lasts before SIGCONT."""
+
+
+@dataclass(frozen=True)
+class Security:
+    """Opt-in CURVE: encryption, and servers that accept only the client keys listed."""
+
+    curve: bool = False
+    keys: str | None = None
+    """Directory made by ``zmqtrade keys`` (relative paths start at the topology's folder)."""
+    allow: tuple[str, ...] = ()
+    """Names of further client key pairs in ``keys`` that the servers accept (outside tools)."""
+
+
+@dataclass(frozen=True)
 class Feed:
     """Where price ticks come from: a seeded random walk (GBM) or a CSV replay."""
 
@@ -108,6 +159,7 @@ class Gateway:
     lossless: bool = False
     batch: int = field(default=256, metadata=_key("batch", check=_batch))
     batch_window_us: float = field(default=200.0, metadata=_key("batch_window_us", check=_non_negative))
+    restart: Restart | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +167,7 @@ class OrderBook:
     doorbell: str = field(metadata=_key("doorbell", check=_endpoint, help="the endpoint the doorbell PUB binds"))
     hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
     conflate: bool = True
+    restart: Restart | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +182,11 @@ class OrderManager:
     endpoint: str = field(metadata=_key("endpoint", check=_endpoint, help="the endpoint the order ROUTER binds"))
     risk: Risk = Risk()
     replies_kept: int = field(default=16_384, metadata=_key("replies_kept", check=_positive))
+    fsync: Literal["order", "batch", "off"] = "batch"
+    """When the journal is flushed to disk: before each order's ack, once per group commit
+    (before any of its acks), or never (an acked order then survives a killed process, not a
+    power cut)."""
+    restart: Restart | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +196,11 @@ class StrategySpec:
     qty: int = field(default=10, metadata=_key("qty", check=_positive))
     params: Mapping[str, Any] = field(default_factory=dict)
     conflate: bool = True
+    order_timeout_s: float = field(default=0.5, metadata=_key("order_timeout_s", check=_positive))
+    """An order unanswered this long is sent again, same client order id, until answered."""
+    book_max_age_s: float = field(default=1.0, metadata=_key("book_max_age_s", check=_positive))
+    """No trading on a book whose writer is dead or has not heartbeaten for this long."""
+    restart: Restart | None = None
     name: str = ""
 
 
@@ -165,6 +228,9 @@ class Topology:
     control: str = field(default="tcp://127.0.0.1:*", metadata=_key("control", check=_endpoint))
     report: Report = Report()
     tuning: Tuning = Tuning()
+    supervision: Supervision = Supervision()
+    faults: tuple[Fault, ...] = ()
+    security: Security = Security()
     source: str = ""
 
     # ------------------------------------------------------------------ derived views
@@ -173,6 +239,13 @@ class Topology:
 
     def kind_of(self, name: str) -> str:
         return name if name in COMPONENTS else "strategy"
+
+    def section(self, name: str) -> Any:
+        """A process's own section (a component's, or its strategy spec)."""
+        return getattr(self, name) if name in COMPONENTS else self.strategies[name]
+
+    def restart_policy(self, name: str) -> Restart:
+        return self.section(name).restart or self.supervision.restart
 
     def binds(self) -> dict[str, str]:
         """Every endpoint a process binds, keyed by its topology path (BIND_KEYS)."""
@@ -207,7 +280,10 @@ def _to_plain(obj: Any) -> Any:
         for f in dataclasses.fields(obj):
             if f.name == "source" or (f.name == "name" and type(obj) is StrategySpec):
                 continue  # derived when loading (the file's path; the strategy's mapping key)
-            out[f.metadata.get("yaml_key", f.name)] = _to_plain(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if value == () or (value is None and f.default is None):
+                continue  # an empty list or an unset option: its default (the schema needs lists non-empty)
+            out[f.metadata.get("yaml_key", f.name)] = _to_plain(value)
         return out
     if isinstance(obj, Mapping):
         return {k: _to_plain(v) for k, v in obj.items()}
@@ -372,6 +448,14 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
                 conv.fail(f"strategies.{name}.symbols[{i}]",
                           f"{sym!r} is not published by the gateway; add it to symbols or remove it here")
         _check_strategy_class(spec, f"strategies.{name}", conv)
+    names = topo.process_names()
+    for i, fault in enumerate(topo.faults):
+        if fault.process not in names:
+            conv.fail(f"faults[{i}].process", f"no process {fault.process!r}; one of {', '.join(names)}")
+    sup = topo.supervision
+    if sup.liveness_s < 2 * sup.heartbeat_s:
+        conv.fail("supervision.liveness_s", f"{sup.liveness_s:g} s would call a live process hung between two "
+                  f"heartbeats; make it at least 2 x heartbeat_s ({2 * sup.heartbeat_s:g} s)")
     feed = topo.gateway.feed
     if feed.kind == "csv":
         if not feed.path:
@@ -412,8 +496,12 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -
         feed = topo.gateway.feed
         if feed.kind == "csv" and feed.path:
             feed = dataclasses.replace(feed, path=str((base_dir / feed.path).resolve()))
+        security = topo.security
+        if security.keys:
+            security = dataclasses.replace(security, keys=str((base_dir / security.keys).resolve()))
         topo = dataclasses.replace(
             topo,
+            security=security,
             name=topo.name or _name_from(Path(source).stem),
             strategies=types.MappingProxyType(strategies),
             gateway=dataclasses.replace(topo.gateway, feed=feed),
