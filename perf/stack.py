@@ -5,6 +5,7 @@ ipc paths in that directory), exactly as a user would run it.
 """
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from zmqtrade import compare
+from zmqtrade import compare, journal
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA"]
@@ -36,6 +37,8 @@ class Setup:
     window_us: float = 200.0          # gateway.batch_window_us (the default)
     orders: bool = True               # False: no strategy at all (ingest)
     news_rate: float = 10.0
+    fsync: str = "off"                # ordermanager.fsync; "off" keeps RESULTS.md comparable (the default
+                                      # "batch" adds one fdatasync, ~100 us on this VM, per group commit)
 
     def label(self) -> str:
         mode = "per-tick" if self.per_tick else "conflated"
@@ -54,7 +57,7 @@ def topology(s: Setup, tmp: Path) -> dict[str, Any]:
         "gateway": {"prices": ep("prices"), "news": ep("news"), "rate": s.rate, "news_rate": s.news_rate,
                     "lossless": s.lossless, "batch": s.batch, "batch_window_us": s.window_us, "feed": {"seed": 3}},
         "orderbook": {"doorbell": ep("doorbell"), "conflate": not s.per_tick},
-        "ordermanager": {"endpoint": ep("orders"),
+        "ordermanager": {"endpoint": ep("orders"), "fsync": s.fsync,
                          "risk": {"max_orders_per_s": 10_000_000, "max_order_qty": 1000, "max_position": 10_000}},
         "strategies": {},
         "report": {"sample_interval_s": 0.5},
@@ -68,10 +71,12 @@ def topology(s: Setup, tmp: Path) -> dict[str, Any]:
     return topo
 
 
-def run(s: Setup) -> dict[str, Any]:
+def run(s: Setup, samples: bool = False) -> dict[str, Any]:
     """Run one point; returns report.json plus ``delivered``: ticks applied over ticks due, where
     due is the larger of what the schedule called for in the launcher's window and what the
-    gateway published (it streams a little past that window), so it never reads above 100%."""
+    gateway published (it streams a little past that window), so it never reads above 100%.
+    With ``samples``, also ``resources``: the rows of resources.csv (psutil samples over time)
+    and ``journal``: the journal's records."""
     with tempfile.TemporaryDirectory(prefix="zmqtrade-bench-") as d:
         tmp = Path(d)
         path = tmp / "bench.yaml"
@@ -82,6 +87,10 @@ def run(s: Setup) -> dict[str, Any]:
         if proc.returncode != 0 or not report_path.exists():
             raise RuntimeError(f"benchmark run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         report = json.loads(report_path.read_text())
+        if samples:
+            with open(tmp / "run" / "resources.csv", newline="") as fh:
+                report["resources"] = list(csv.DictReader(fh))
+            report["journal"] = list(journal.read(tmp / "run" / journal.FILENAME))
     c = report["counters"]
     scheduled = s.rate * report["duration_s"]
     due = max(scheduled, c["ticks_published"])

@@ -19,6 +19,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SHM = Path("/dev/shm")
+# hypothesis keeps caches even with its example database off: beside pytest's, not in the tree
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / ".pytest_cache" / "hypothesis"))
 
 BASE: dict[str, Any] = {
     "name": "t",

@@ -270,39 +270,48 @@ class OnePerQuote(Strategy):
 """
 
 
-def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, component, book, ctx, tmp_path, monkeypatch):
+def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, **spec):
+    """A started OnePerQuote strategy named trend; the test plays news, doorbell and order manager."""
     (tmp_path / "onequote.py").write_text(ONE_PER_QUOTE)
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    monkeypatch.syspath_prepend(str(tmp_path))
     eps = {"news": f"ipc://{tmp_path}/n.ipc", "doorbell": f"ipc://{tmp_path}/d.ipc", "om": f"ipc://{tmp_path}/o.ipc"}
     topo = write_topology({"gateway": {"news": eps["news"]}, "orderbook": {"doorbell": eps["doorbell"]},
                            "ordermanager": {"endpoint": eps["om"]},
-                           "strategies": {"trend": {"class": "onequote:OnePerQuote", "params": DELETE, "qty": 7}}})
+                           "strategies": {"trend": {"class": "onequote:OnePerQuote", "params": DELETE, **spec}}})
     news = sockets.publisher(ctx, eps["news"], "news", 1, 1000, False)
     bell = sockets.publisher(ctx, eps["doorbell"], "doorbell", 1, 1000, False)
     router = sockets.router(ctx, eps["om"])
     strat = component("strategy", topo, book.name, name="trend")
     strat.expect("ready", serve=[news, bell])
     strat.start()
+    return strat, news, bell, router
+
+
+def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, component, book, ctx, tmp_path, monkeypatch):
+    book.claim_writer()  # this test writes the book: a live writer, so the strategy trades on it
+    strat, news, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
+                                             qty=7, book_max_age_s=60)
 
     aapl, msft = book.index["AAPL"], book.index["MSFT"]
     bell.send(wire.encode_doorbell(1, [msft], 1))                       # never written: skipped
     book.write(aapl, 99.0, 101.0, 100.0, 5, 42, 123_456, 654_321)
+    book.heartbeat()  # the write beat with its made-up time
     bell.send(wire.encode_doorbell(2, [aapl, book.index["GOOG"]], 2))  # GOOG is not this strategy's
     assert router.poll(10_000)
     identity, body = router.recv_multipart()
     o = wire.as_order(wire.unpack(body)[1])
     assert identity == b"trend"
-    assert (o.clordid, o.strategy, o.symbol, o.side, o.qty, o.price) == (1, "trend", "AAPL", "BUY", 7, 101.0)
+    assert (o.strategy, o.symbol, o.side, o.qty, o.price) == ("trend", "AAPL", "BUY", 7, 101.0)
+    assert o.clordid > time.time_ns() // 1000 - 60_000_000_000  # ids start from the wall clock (us x 1000)
     assert (o.tick_ts, o.book_ts) == (123_456, 654_321)
     assert o.book_ts <= o.decide_ts <= o.send_ts
-    router.send_multipart([identity, wire.encode_reply(1, wire.FILLED, 1, 101.0, 5, 6)])
+    router.send_multipart([identity, wire.encode_reply(o.clordid, wire.FILLED, 1, 101.0, 5, 6)])
 
     news.send(wire.encode_news(1, "AAPL", 90, 3))
     identity, body = router.recv_multipart()
     n = wire.as_order(wire.unpack(body)[1])
-    assert (n.clordid, n.side, n.tick_ts) == (2, "SELL", 0)  # submitted from on_news: no tick behind it
-    router.send_multipart([identity, wire.encode_reply(2, wire.REJECTED, 0, "test says no", 5, 6)])
+    assert (n.clordid, n.side, n.tick_ts) == (o.clordid + 1, "SELL", 0)  # from on_news: no tick behind it
+    router.send_multipart([identity, wire.encode_reply(n.clordid, wire.REJECTED, 0, "test says no", 5, 6)])
     router.send_multipart([identity, b"junk"])                # malformed reply: counted
 
     news.send(wire.encode_eos("news", 1))
@@ -313,6 +322,7 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
     assert c["unwritten_skipped"] == 1 and c["quotes_read"] == 1
     assert c["news_received"] == 1 and c["malformed_messages"] == 1
     assert len(metrics.Histogram.frombytes(stats["latency_ns"]["tick_to_ack"])) == 1  # the quote-driven order
+    assert stats["acked_ids"] == [[o.clordid, o.clordid]]
     for sock in (news, bell, router):
         sock.close()
     json.dumps(c)

@@ -83,8 +83,9 @@ def test_bad_topology_exits_2_before_starting_anything(launch, write_topology, t
     assert not (tmp_path / "run").exists()
 
 
-def test_killed_child_fails_the_run_and_everything_is_cleaned_up(launch, write_topology, tmp_path):
-    topo = write_topology(ipc_endpoints(tmp_path))
+def test_killed_child_fails_the_run_under_restart_never_and_everything_is_cleaned_up(
+        launch, write_topology, tmp_path):
+    topo = write_topology({**ipc_endpoints(tmp_path), "supervision": {"restart": {"policy": "never"}}})
     run_dir = tmp_path / "run"
     run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0")
     run.wait_for("stack ready")
@@ -106,12 +107,14 @@ def test_crash_is_reported_with_log_tail(launch, write_topology, tmp_path, monke
         "    defaults = {'period': 6}\n"
         "    def on_quote(self, quote):\n"
         "        raise RuntimeError('strategy exploded on purpose')\n")
-    topo = write_topology({"strategies": {"meanrev": {"class": "badstrat:Boom"}}})
+    topo = write_topology({"strategies": {"meanrev": {"class": "badstrat:Boom"}},
+                           "supervision": {"restart": {"max_restarts": 2, "backoff_s": 0.1}}})
     run_dir = tmp_path / "run"
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
     assert run.finish(timeout=60) == 1
-    assert "meanrev" in run.output and "exited with code 1" in run.output
+    assert "meanrev" in run.output and "exited with code 1; restarting in 0.1 s" in run.output
+    assert "exited with code 1; gave up after 2 restarts within 60 s" in run.output
     assert "strategy exploded on purpose" in run.output  # the last lines of its log
     report = json.loads((run_dir / "report.json").read_text())
     assert report["failures"][0]["process"] == "meanrev"
@@ -134,7 +137,7 @@ def test_sigint_stops_cleanly_with_a_report(launch, write_topology, tmp_path):
 
 @pytest.mark.parametrize("target", ["gateway", "ordermanager"])
 def test_sigterm_to_a_child_is_a_failure_not_a_hang(launch, write_topology, tmp_path, target):
-    topo = write_topology()
+    topo = write_topology({"supervision": {"restart": {"policy": "never"}}})
     run_dir = tmp_path / "run"
     run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
     run.wait_for("stack ready")

@@ -196,25 +196,41 @@ class Book:
         self._u[H_WRITER_PID] = os.getpid()
         self.heartbeat()
 
+    def writer_problem(self, max_age_ns: int, now_ns: int) -> str | None:
+        """Why the book must not be traded on (no writer, writer dead, heartbeat too old), or None."""
+        pid = self.writer_pid
+        if not pid:
+            return "no writer has claimed the book"
+        age = now_ns - self.heartbeat_ns
+        if age > max_age_ns:
+            return f"writer (pid {pid}) last heartbeat {age / 1e9:.2f} s ago"
+        if not _alive(pid):
+            return f"writer (pid {pid}) is dead"
+        return None
+
     def heartbeat(self, now_ns: int | None = None) -> None:
         self._u[H_HEARTBEAT] = now_ns if now_ns is not None else time.monotonic_ns()
 
     # ------------------------------------------------------------------ slots
     def write(self, slot: int, bid: float, ask: float, last: float, size: int,
               tick_seq: int, tick_ts: int, write_ts: int) -> None:
-        """Publish one slot; only the writer process may call this."""
+        """Publish one slot; only the writer process may call this. A value the slot cannot hold
+        (a negative size) raises, and the slot may then hold part of this write; it is never left
+        marked as being written, which would make every reader fail from then on."""
         u, f = self._u, self._f
         b = self._base + slot * SLOT_WORDS
         seq = u[b]
         u[b] = seq + 1  # odd: write in progress
-        f[b + S_BID] = bid
-        f[b + S_ASK] = ask
-        f[b + S_LAST] = last
-        u[b + S_SIZE] = size
-        u[b + S_TICK_SEQ] = tick_seq
-        u[b + S_TICK_TS] = tick_ts
-        u[b + S_WRITE_TS] = write_ts
-        u[b] = seq + 2  # even: consistent again
+        try:
+            f[b + S_BID] = bid
+            f[b + S_ASK] = ask
+            f[b + S_LAST] = last
+            u[b + S_SIZE] = size
+            u[b + S_TICK_SEQ] = tick_seq
+            u[b + S_TICK_TS] = tick_ts
+            u[b + S_WRITE_TS] = write_ts
+        finally:
+            u[b] = seq + 2  # even: consistent again (after a bad value too: never torn for good)
         u[H_HEARTBEAT] = write_ts
 
     def read(self, slot: int) -> Quote | None:

@@ -48,8 +48,26 @@ class Child:
     terminated: bool = False
     """Sent SIGTERM because it could not be told to stop over the control socket."""
     expected_exit: bool = False
+    last_seen: float = 0.0
+    """When the launcher last heard from it (monotonic): any control message is a heartbeat."""
+    restarts: list[float] = field(default_factory=list)
+    """When each restart happened (monotonic), for the restart policy's window."""
+    restart_at: float | None = None
+    """A restart is scheduled for this time (its exit was handled by the restart policy)."""
+    ready_by: float = 0.0
+    unresponsive: bool = False
+    earlier_lives: list[dict[str, int]] = field(default_factory=list)
+    """The last counters each earlier life reported, so run totals include them."""
 
     def start(self, env: dict[str, str] | None = None) -> None:
+        """Start (or restart: one log file, appended, across lives) the process."""
+        if self.proc is not None:  # a new life: keep what the last one counted
+            last = (self.stats or {}).get("counters") or (self.progress[-1][1] if self.progress else None)
+            if last:
+                self.earlier_lives.append(dict(last))
+            self.stats, self.ready, self.endpoints = None, False, {}
+            self.killed = self.terminated = self.expected_exit = self.unresponsive = False
+            self.restart_at = None
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, env=env)

@@ -3,6 +3,7 @@
     zmqtrade run FILE [FILE ...] [--set K=V ...] [--sweep K=V1,V2 ...]   (what launch.py does)
     zmqtrade check FILE [--set K=V ...]
     zmqtrade compare RUN_DIR [RUN_DIR ...]
+    zmqtrade keys DIR [NAME ...] [--topology FILE] [--force]         (CURVE key pairs)
 
 One file and no sweep is one run. Several files and/or sweeps run every combination in turn,
 each into its own run directory, and end with one comparison table. Every point is
@@ -21,7 +22,7 @@ from typing import Any, NoReturn, Sequence
 from zmqtrade import overrides, topology
 from zmqtrade.service import LOG_DATEFMT
 
-COMMANDS = ("run", "check", "compare")
+COMMANDS = ("run", "check", "compare", "keys")
 
 
 def _run_parser(prog: str) -> argparse.ArgumentParser:
@@ -78,6 +79,13 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
         print(f"{prog}: --duration must be >= 0", file=sys.stderr)
         return 2
     runs = plan(args)
+    shown: set[str] = set()
+    for path, _, topo in runs:  # before anything starts, so they are seen first
+        for warning in topology.warnings(topo):
+            line = f"{path}: warning: {warning}"
+            if line not in shown:
+                shown.add(line)
+                print(line, file=sys.stderr, flush=True)
     if args.check:
         for path, point, topo in runs:
             print(topology.describe(topo) + (f"\n  (sweep point {overrides.label(point)})" if point else ""))
@@ -138,8 +146,56 @@ def compare_cmd(argv: Sequence[str]) -> int:
     return 0
 
 
+def keys_cmd(argv: Sequence[str]) -> int:
+    """Make CURVE key pairs (``security.keys``): one per NAME and one per process of --topology."""
+    from zmqtrade import security
+
+    p = argparse.ArgumentParser(prog="zmqtrade keys", description="Make CURVE key pairs for security.curve: "
+                                "NAME.key (public, 0644) and NAME.key_secret (secret, 0600) in DIR (made 0700).")
+    p.add_argument("dir", type=Path, help="directory for the keys, as security.keys names it")
+    p.add_argument("names", nargs="*", metavar="NAME", help="a pair per name, e.g. a tool listed in security.allow")
+    p.add_argument("--topology", metavar="FILE", help="also a pair for every process of this topology")
+    p.add_argument("--force", action="store_true", help="replace existing pairs (their old keys stop working)")
+    args = p.parse_intermixed_args(argv)
+    names = list(args.names)
+    if args.topology:
+        try:  # with CURVE off: its keys are what we are about to make
+            topo = topology.load(args.topology, {"security.curve": False})
+        except topology.TopologyError as exc:
+            for problem in exc.problems:
+                print(f"{args.topology}: {problem}", file=sys.stderr)
+            print(f"{args.topology}: {len(exc.problems)} problem(s); no keys were written", file=sys.stderr)
+            return 2
+        names += topo.process_names()
+        if topo.security.keys and Path(topo.security.keys) != args.dir.resolve():
+            print(f"zmqtrade keys: note: {args.topology} reads its keys from {topo.security.keys}, not {args.dir}",
+                  file=sys.stderr)
+    names = list(dict.fromkeys(names))
+    if not names:
+        p.error("give NAMEs, --topology FILE, or both")
+    for name in names:
+        problem = topology._name(name)
+        if problem:
+            p.error(f"{name!r}: {problem}")
+    try:
+        pairs = security.make_keys(args.dir, names, force=args.force)
+    except FileExistsError as exc:
+        print(f"zmqtrade keys: {exc} already exist; nothing was written (--force replaces them, and the "
+              "old keys stop working)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"zmqtrade keys: {exc}; nothing was written", file=sys.stderr)
+        return 1
+    for public, secret in pairs:
+        print(f"wrote {public} (public) and {secret} (secret, 0600)")
+    print(f"{len(pairs)} key pair(s) in {args.dir}; share only the .key files, keep .key_secret private")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "keys":
+        return keys_cmd(argv[1:])
     if argv and argv[0] == "check":
         return run([*argv[1:], "--check"], prog="zmqtrade check")
     if argv and argv[0] == "compare":

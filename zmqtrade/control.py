@@ -3,7 +3,9 @@
 A process connects with its name as routing id and says ``ready`` once its sockets are
 bound and its subscriptions confirmed; the launcher answers ``start`` when the whole stack
 is ready and ``stop`` when the run ends. While running, each process sends ``progress`` (its
-counters) every report interval; just before it exits, ``stats`` (counters and latency
+counters) every report interval and ``heartbeat`` whenever it has sent nothing for a heartbeat
+interval, from its event loop: a process whose loop hangs (or is SIGSTOPped) falls silent, and
+the launcher's liveness check sees it. Just before it exits, ``stats`` (counters and latency
 histograms). Bodies are MessagePack ``[verb, payload]``.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import zmq
 
 from zmqtrade import sockets
 
-READY, START, STOP, STATS, PROGRESS = "ready", "start", "stop", "stats", "progress"
+READY, START, STOP, STATS, PROGRESS, HEARTBEAT = "ready", "start", "stop", "stats", "progress", "heartbeat"
 
 
 def _pack(verb: str, payload: Any = None) -> bytes:
@@ -74,9 +76,16 @@ class ControlLink:
             self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
             sockets.for_endpoint(self.sock, endpoint).connect(endpoint)
 
-    def send(self, verb: str, payload: Any = None) -> None:
-        if self.sock is not None:
-            self.sock.send(_pack(verb, payload))
+    def send(self, verb: str, payload: Any = None, block: bool = True) -> bool:
+        """Send to the launcher; with ``block=False`` a full queue drops it (progress, heartbeats:
+        the next one supersedes it) rather than stall the event loop on a stalled launcher."""
+        if self.sock is None:
+            return False
+        try:
+            self.sock.send(_pack(verb, payload), 0 if block else zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
 
     def poll_command(self) -> str | None:
         """A pending command from the launcher, without blocking."""

@@ -32,9 +32,11 @@ class Gateway(Service):
 
     def open(self) -> dict[str, str]:
         g = self.topo.gateway
-        self.session = time.time_ns() & 0x7FFF_FFFF
-        self.prices = self.track(sockets.publisher(self.ctx, g.prices, "prices", self.session, g.hwm, g.lossless))
-        self.news = self.track(sockets.publisher(self.ctx, g.news, "news", self.session, g.hwm, g.lossless))
+        self.session = wire.new_session()
+        self.prices = self.track(sockets.publisher(self.ctx, g.prices, "prices", self.session, g.hwm, g.lossless,
+                                                   curve=self.curve("gateway.prices")))
+        self.news = self.track(sockets.publisher(self.ctx, g.news, "news", self.session, g.hwm, g.lossless,
+                                                 curve=self.curve("gateway.news")))
         self.publishers = [self.prices, self.news]
         self.feed = price_feed(self.topo.symbols, g.feed)
         self.news_feed = NewsFeed(len(self.topo.symbols), g.feed.seed)

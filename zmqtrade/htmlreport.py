@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from zmqtrade.live import RATE_COUNTER
+from zmqtrade.live import RATE_COUNTER, rate_between
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -76,9 +76,8 @@ def _rates(run_dir: Path, kinds: dict[str, str]) -> dict[str, tuple[list[float],
                     points[row["process"]].append((float(row["t_s"]), int(row["value"])))
     out = {}
     for name, pts in points.items():
-        ts = [(a[0] + b[0]) / 2 for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
-        rs = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(pts, pts[1:]) if b[0] > a[0]]
-        out[name] = (ts, rs)
+        pairs = [((a[0] + b[0]) / 2, rate_between(a, b)) for a, b in zip(pts, pts[1:])]
+        out[name] = ([t for t, r in pairs if r is not None], [r for _, r in pairs if r is not None])
     return out
 
 

@@ -6,6 +6,13 @@ and the endpoints binders actually bound (``tcp://host:*`` resolved) are written
 topology the next level reads. When all are ready the launcher sends ``start`` and the
 gateway begins streaming, so no subscriber misses the start of a stream.
 
+Supervise: every process heartbeats over the control socket. One that dies, or falls silent
+for ``supervision.liveness_s`` (hung, SIGSTOPped: it is then SIGKILLed), is handled by its
+restart policy: ``on-failure`` starts it again after an exponential backoff, from the
+resolved topology (same endpoints), and it rejoins through the same READY handshake;
+``never``, or too many restarts in the window, ends the run as failed. The topology's
+``faults`` are injected here too. A failure while the stack is starting always ends the run.
+
 Stop: gateway first, then the orderbook, the strategies and the order manager last, so
 orders in flight still get their replies. Each stage has a grace period, then SIGKILL. The
 book segment and any ipc socket files are removed whatever happened, Ctrl-C and crashed
@@ -132,6 +139,10 @@ class Launcher:
         self.view = LiveView(topo.name, self.duration_s, interactive=live)
         self.children: dict[str, Child] = {}
         self.failures: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        """What supervision saw and did (exits, restarts, hangs, injected faults), in order."""
+        self._faults = sorted(topo.faults, key=lambda f: f.at_s)
+        self._resumes: list[tuple[float, Child, int]] = []  # (when, child, pid) to SIGCONT
         self.interrupts = 0
         self.stream_started = 0.0
         self.stream_stopped = 0.0
@@ -164,10 +175,20 @@ class Launcher:
                 "--book", self.book.name, "--run-dir", str(self.run_dir), "--parent-pid", str(os.getpid())]
         child = Child(name, kind, argv, self.run_dir / f"{name}.log")
         self.children[name] = child
+        child.start(self._child_env())
+        child.last_seen = time.monotonic()
+        return child
+
+    @staticmethod
+    def _child_env() -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        child.start(env)
-        return child
+        return env
+
+    def _event(self, c: Child, what: str) -> None:
+        self.events.append({"t_s": round(time.monotonic() - (self.stream_started or self._t0), 3),
+                            "process": c.name, "pid": c.pid, "event": what})
+        self.view.print(f"launcher | {c.name} (pid {c.pid}) {what}")
 
     def _sample_due(self) -> None:
         now = time.monotonic()
@@ -185,9 +206,17 @@ class Launcher:
             name, verb, payload = msg
             child = self.children.get(name)
             if child is not None:
+                child.last_seen = time.monotonic()
+                if child.unresponsive:
+                    child.unresponsive = False
+                    self._event(child, "is responsive again")
                 if verb == control.READY:
                     child.ready = True
                     child.endpoints = dict((payload or {}).get("endpoints", {}))
+                    if child.restarts and self.stream_started and not self.stream_stopped:
+                        self.control.send(name, control.START)  # a restarted process rejoins the running stack
+                        self._event(child, f"rejoined after restart {len(child.restarts)}")
+                        self._write_stack()
                 elif verb == control.STATS:
                     child.stats = payload
                 elif verb == control.PROGRESS and isinstance(payload, dict):
@@ -195,13 +224,11 @@ class Launcher:
             msg = self.control.recv(0)
         self._sample_due()
 
-    def _check_exits(self, stopping: bool) -> Child | None:
-        """The first child found dead that was not told to stop, if any."""
+    def _check_exits(self) -> Child | None:
+        """The first child found dead while the stack starts, if any (that ends the run)."""
         for c in self.children.values():
             code = c.exit_code
             if code is None or c.expected_exit or any(f["process"] == c.name for f in self.failures):
-                continue
-            if stopping and code == 0:
                 continue
             self._fail(c, f"exited with code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}")
             return c
@@ -224,7 +251,7 @@ class Launcher:
                 self._spawn(name, topo_path)
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not all(self.children[n].ready for n in level):
-                if self.interrupts or self._check_exits(stopping=False):
+                if self.interrupts or self._check_exits():
                     return False
                 if time.monotonic() >= deadline:
                     for n in level:
@@ -253,6 +280,76 @@ class Launcher:
         tmp.write_text(json.dumps(stack, indent=2))
         os.replace(tmp, self.run_dir / "stack.json")
 
+    # ------------------------------------------------------------------ supervision
+    def _handle_exit(self, c: Child, now: float) -> bool:
+        """Apply ``c``'s restart policy to its unexpected exit; False if the run must end."""
+        code = c.exit_code
+        why = ("killed: no heartbeat" if c.unresponsive else
+               f"exited with code {code}" if code is not None and code >= 0 else f"killed by {signal.Signals(-code).name}")
+        policy = self.topo.restart_policy(c.name)
+        recent = [t for t in c.restarts if now - t < policy.window_s]
+        if policy.policy == "never" or len(recent) >= policy.max_restarts:
+            self._fail(c, why if policy.policy == "never" else
+                       f"{why}; gave up after {len(recent)} restarts within {policy.window_s:g} s")
+            return False
+        delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** len(recent))
+        c.restart_at = now + delay
+        self._event(c, f"{why}; restarting in {delay:g} s")
+        return True
+
+    def _restart_due(self, now: float) -> None:
+        for c in self.children.values():
+            if c.restart_at is not None and now >= c.restart_at:
+                c.restarts.append(now)
+                c.start(self._child_env())
+                c.last_seen = now
+                c.ready_by = now + READY_TIMEOUT_S
+                self._event(c, f"restarted (restart {len(c.restarts)})")
+
+    def _check_liveness(self, now: float) -> None:
+        """A process silent for ``liveness_s`` is hung (or stopped): report it, and under
+        ``on-failure`` kill it so it is restarted; one not ready in time after a restart too."""
+        sup = self.topo.supervision
+        for c in self.children.values():
+            if not c.running or c.expected_exit:
+                continue
+            if not c.ready:
+                if c.restarts and now > c.ready_by:
+                    c.unresponsive = True
+                    self._event(c, f"not ready {READY_TIMEOUT_S:.0f} s after its restart; killing it")
+                    c.send_signal(signal.SIGKILL)
+                continue
+            silent = now - c.last_seen
+            if silent > sup.liveness_s and not c.unresponsive:
+                c.unresponsive = True
+                on_failure = self.topo.restart_policy(c.name).policy == "on-failure"
+                self._event(c, f"no heartbeat for {silent:.1f} s (hung or stopped)"
+                            + ("; killing it to restart" if on_failure else ""))
+                if on_failure:
+                    c.send_signal(signal.SIGCONT)  # a stopped process cannot act on the kill's exit otherwise
+                    c.send_signal(signal.SIGKILL)
+
+    def _inject_faults(self, now: float) -> None:
+        while self._faults and now >= self.stream_started + self._faults[0].at_s:
+            fault = self._faults.pop(0)
+            c = self.children[fault.process]
+            if not c.running:
+                self._event(c, f"fault {fault.action} skipped: not running")
+            elif fault.action == "kill":
+                self._event(c, "fault: SIGKILL")
+                c.send_signal(signal.SIGKILL)
+                c.killed = False  # not the launcher's own kill: the restart policy decides
+            else:
+                self._event(c, f"fault: SIGSTOP for {fault.for_s:g} s")
+                c.send_signal(signal.SIGSTOP)
+                self._resumes.append((now + fault.for_s, c, c.pid))
+        for item in [r for r in self._resumes if now >= r[0]]:
+            self._resumes.remove(item)
+            _, c, pid = item
+            if c.running and c.pid == pid:
+                c.send_signal(signal.SIGCONT)
+                self._event(c, "fault over: SIGCONT")
+
     def _supervise(self) -> None:
         self._next_sample = 0.0
         self._sample_due()  # closes the startup interval: CPU samples after this one are the load
@@ -266,15 +363,24 @@ class Launcher:
             now = time.monotonic()
             if now >= end:
                 break
-            self._pump(min(0.1, end - now))
+            self._pump(min(0.05, end - now))
             self.view.update([self.me, *self.children.values()])
-            if self._check_exits(stopping=False):
+            now = time.monotonic()
+            self._inject_faults(now)
+            self._check_liveness(now)
+            dead = [c for c in self.children.values()
+                    if c.exit_code is not None and not c.expected_exit and c.restart_at is None]
+            if not all(self._handle_exit(c, now) for c in dead):
                 break
+            self._restart_due(now)
 
     def _stop(self) -> None:
         self.stream_stopped = self.stream_stopped or time.monotonic()
         self._next_sample = 0.0
         self._sample_due()  # closes the streaming interval before the stop sequence begins
+        for _, c, pid in self._resumes:  # a stopped process cannot stop
+            if c.pid == pid:
+                c.send_signal(signal.SIGCONT)
         for stage in stop_stages(self.topo):
             members = [self.children[n] for n in stage if n in self.children]
             for c in members:
@@ -296,7 +402,8 @@ class Launcher:
                 self._pump(0.05)
             for c in members:
                 ok = (0, None, -signal.SIGTERM) if c.terminated else (0, None)
-                if c.exit_code not in ok and not c.killed and not any(f["process"] == c.name for f in self.failures):
+                if c.exit_code not in ok and not c.killed and c.restart_at is None \
+                        and not any(f["process"] == c.name for f in self.failures):
                     self._fail(c, f"exited with code {c.exit_code} while stopping")
 
     def _hold_pm_qos(self) -> int | None:
@@ -382,7 +489,8 @@ class Launcher:
         records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
         window = (self.stream_started - self._t0, self.stream_stopped - self._t0) if self.stream_started else None
         rep = report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
-                           self.children.values(), records, self.failures, launcher=self.me, window=window)
+                           self.children.values(), records, self.failures, launcher=self.me, window=window,
+                           events=self.events)
         report.write(self.run_dir, rep, [self.me, *self.children.values()])
         print(report.summary(rep), flush=True)
         print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)

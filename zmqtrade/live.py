@@ -20,16 +20,23 @@ GAP_COUNTERS = ("tick_gaps", "news_gaps", "doorbell_gaps")
 PLAIN_EVERY_S = 5.0
 
 
+def rate_between(a: tuple[float, int], b: tuple[float, int]) -> float | None:
+    """Per second between two (t, counter) points; None if no time passed. A counter that went
+    down belongs to a restarted process counting from 0 again: its new value is the interval's."""
+    if b[0] <= a[0]:
+        return None
+    return (b[1] - a[1] if b[1] >= a[1] else b[1]) / (b[0] - a[0])
+
+
 def row(c: Child) -> dict[str, Any]:
     """One process's live figures from its latest psutil sample and progress reports."""
     sample = c.samples[-1] if c.samples else None
     counters = c.progress[-1][1] if c.progress else {}
-    rate = 0.0
+    per_s = 0.0
     key = RATE_COUNTER.get(c.kind)
     if key and len(c.progress) >= 2:
         (t0, a), (t1, b) = c.progress[-2], c.progress[-1]
-        if t1 > t0:
-            rate = (b.get(key, 0) - a.get(key, 0)) / (t1 - t0)
+        per_s = rate_between((t0, a.get(key, 0)), (t1, b.get(key, 0))) or 0.0
     orders = ""
     if c.kind == "strategy":
         orders = f"{counters.get('orders_acked', 0)}/{counters.get('orders_sent', 0)}"
@@ -39,7 +46,7 @@ def row(c: Child) -> dict[str, Any]:
         "name": c.name, "kind": c.kind, "running": c.running,
         "cpu": sample.cpu_percent if sample else 0.0,
         "rss_mb": sample.rss_bytes / 1e6 if sample else 0.0,
-        "rate": rate, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
+        "rate": per_s, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
     }
 
 

@@ -43,16 +43,17 @@ class OrderBook(Service):
         if self.book.symbols != topo.symbols:
             raise BookError(f"book {self.book.name} holds {self.book.symbols}, topology publishes {topo.symbols}")
         self.book.claim_writer()
-        self.sub = self.track(sockets.subscriber(self.ctx, topo.gateway.prices, topo.gateway.hwm))
-        self.doorbell = self.track(sockets.publisher(self.ctx, topo.orderbook.doorbell, "doorbell", 0,
-                                                     topo.orderbook.hwm, topo.gateway.lossless))
+        self.sub = self.subscribe("gateway.prices", topo.gateway.hwm)
+        self.doorbell = self.track(sockets.publisher(self.ctx, topo.orderbook.doorbell, "doorbell", wire.new_session(),
+                                                     topo.orderbook.hwm, topo.gateway.lossless,
+                                                     curve=self.curve("orderbook.doorbell")))
         self.publishers = [self.doorbell]
         self.counters.update(ticks_applied=0, batches=0, unknown_symbols=0, doorbells=0, resubscribed=0)
         self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates")
         return {"orderbook.doorbell": sockets.bound_endpoint(self.doorbell)}
 
     def await_ready(self, deadline: float) -> None:
-        sockets.await_welcome(self.sub, deadline, lambda: self.stopping)
+        self.seq.welcome(sockets.await_welcome(self.sub, deadline, lambda: self.stopping))
 
     def _apply_tick(self, t: wire.Tick, written: list[int]) -> None:
         c = self.counters
@@ -117,7 +118,7 @@ class OrderBook(Service):
             events = dict(poller.poll(100))
             self.report_progress()
             if sub in events:
-                msgs, end = self.drain(sub, PRICES, MAX_DRAIN)
+                msgs, end = self.drain(sub, PRICES, MAX_DRAIN, self.seq)
                 eos = eos or end
                 written: list[int] = []  # a slot per write (conflating) or per tick (not)
                 for m in msgs:
@@ -128,7 +129,7 @@ class OrderBook(Service):
                 if written:
                     self._ring(sorted(set(written)) if conflate else written)
             else:
-                self.book.heartbeat()
+                self.book.heartbeat()  # writes beat too; readers judge the writer alive by it
             if self.doorbell in events:
                 self.service_publishers()
             if ctl is not None and ctl in events:

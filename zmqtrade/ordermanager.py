@@ -4,9 +4,15 @@ For each order: decode (a malformed body gets a reject naming the problem), vali
 it from the shared book (buys at the ask, sells at the bid), risk-check, journal it, then ack.
 Orders are taken in batches (what is queued when the ROUTER wakes us, committed at least
 every 32 orders): each is decided in memory, then the batch's fills go to the journal in one
-write, and only then are the replies sent. So an acked order is always in the journal, at one syscall per batch rather than per
-order. A repeated client order id from the same strategy is answered with the original reply
-and never filled twice.
+write (flushed to disk per ``ordermanager.fsync``), and only then are the replies sent. So an
+acked order is always in the journal, at one write per batch rather than per order. A repeated
+client order id from the same strategy (a re-send after a timeout) is answered with the
+original reply and never filled twice.
+
+A restarted order manager rebuilds from the journal before it binds: positions, the next
+order id, and the duplicate filter (the newest ``replies_kept`` fills; older ids are refused
+as too old to replay). So a strategy re-sending an order that was filled just before a crash
+gets the original fill, not a second one.
 """
 from __future__ import annotations
 
@@ -35,9 +41,12 @@ class OrderManager(Service):
 
     def open(self) -> dict[str, str]:
         self.book = self.own(Book.attach(self.args.book, timeout=5.0))
-        self.router = self.track(sockets.router(self.ctx, self.topo.ordermanager.endpoint))
-        self.journal = self.own(Journal(self.args.run_dir / FILENAME))
-        self.risk = RiskBook(self.topo.ordermanager.risk)
+        self.router = self.track(sockets.router(self.ctx, self.topo.ordermanager.endpoint,
+                                                curve=self.curve("ordermanager.endpoint")))
+        om = self.topo.ordermanager
+        self.journal = self.own(Journal(self.args.run_dir / FILENAME, om.fsync))
+        self.commit_every = 1 if om.fsync == "order" else COMMIT_EVERY
+        self.risk = RiskBook(om.risk)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
         self._fresh: list[tuple[tuple[str, int], list]] = []    # this batch's remembered replies, to stamp
         self.forgotten: dict[str, int] = {}             # strategy -> highest clordid evicted from replies
@@ -46,8 +55,25 @@ class OrderManager(Service):
         self._out: list[tuple[bytes, list]] = []  # replies per message, sent after the journal write
         self._lines: list[str] = []                   # its human log lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
-                             duplicate_orders=0, replies_undeliverable=0)
+                             duplicate_orders=0, replies_undeliverable=0, journal_replayed=0)
+        self.replay(self.journal.recovered)
         return {"ordermanager.endpoint": sockets.bound_endpoint(self.router)}
+
+    def replay(self, records: list[dict]) -> None:
+        """Rebuild positions, order ids and the duplicate filter from a previous life's journal."""
+        for rec in records:
+            o = journal.as_order(rec)
+            self.risk.apply(o)
+            self._remember((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"],
+                                                     rec["recv_ts"], rec["recv_ts"]))
+            self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
+        self._fresh.clear()
+        self.journal.recovered = []
+        if records:
+            self.counters["journal_replayed"] = len(records)
+            self.log.info("rebuilt from the journal: %d fills, next order id %d%s", len(records),
+                          self.next_order_id, f" (cut a torn last record of {self.journal.torn_bytes} bytes)"
+                          if self.journal.torn_bytes else "")
 
     def _reply(self, identity: bytes, body: bytes) -> None:
         try:
@@ -57,18 +83,16 @@ class OrderManager(Service):
 
     def _validate(self, o: wire.Order) -> str | None:
         if o.symbol not in self.book.index:
-            return f"unknown symbol {o.symbol!r}"
+            return f"unknown symbol {wire.brief(o.symbol)}"
         if o.side not in wire.SIDES:
-            return f"side must be BUY or SELL, got {o.side!r}"
+            return f"side must be BUY or SELL, got {wire.brief(o.side)}"
         if o.qty <= 0:
             return f"qty must be > 0, got {o.qty}"
         if not (o.price > 0 and math.isfinite(o.price)):
             return f"price must be > 0, got {o.price!r}"
-        if o.strategy not in self.topo.strategies:
-            return f"unknown strategy {o.strategy!r}"
         return None
 
-    def _remember(self, key: tuple[str, int], reply: list) -> list:
+    def _remember(self, key: tuple[str, int], reply: list | tuple) -> list | tuple:
         """Keep ``reply`` for re-sends; past ``replies_kept``, forget the oldest but not its id.
 
         The list is stamped at commit and then stored as a tuple of plain values, which the
@@ -89,11 +113,13 @@ class OrderManager(Service):
         self._lines.append(f"order - {what} rejected: {reason}")
         return [cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns()]
 
-    def handle(self, frames: list[bytes]) -> None:
+    def handle(self, frames: list[bytes], sender: str | None = None) -> None:
         """Decide every order of one message; its replies wait in ``_out`` for :meth:`commit`.
 
         A message is one ORDER or an ORDERS batch (what a client produced in one wake-up);
         it is answered with one REPLY or one REPLIES message holding a reply per order, in order.
+        ``sender`` is the name of the client's CURVE key (None without CURVE): an order may only
+        name its sender as its strategy.
         """
         c = self.counters
         recv_ts = time.monotonic_ns()
@@ -125,18 +151,28 @@ class OrderManager(Service):
                 cid = item[0] if item and type(item[0]) is int else -1
                 replies.append(self._reject(cid, f"malformed: {exc}", recv_ts, "from a client"))
                 continue
+            if sender is not None and o.strategy != sender:
+                c["orders_impersonating"] = c.get("orders_impersonating", 0) + 1
+                replies.append(self._reject(o.clordid, f"strategy {wire.brief(o.strategy)} is not this client's own "
+                                            f"(its key is {sender!r})", recv_ts, f"from {sender}"))
+                continue
             replies.append(self.decide(o, recv_ts))
         self._out.append((identity, replies))
 
     def decide(self, o: wire.Order, recv_ts: int) -> list | tuple:
         """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
         c = self.counters
+        if o.strategy not in self.topo.strategies:  # first, and remembered nowhere: no state for strangers
+            return self._reject(o.clordid, f"unknown strategy {wire.brief(o.strategy)}", recv_ts,
+                                f"{wire.brief(o.strategy)} {wire.brief(o.side)} {o.qty} {wire.brief(o.symbol)}")
         key = (o.strategy, o.clordid)
         previous = self.replies.get(key)
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
-        what = f"{o.strategy} {o.side} {o.qty} {o.symbol}"
+        known = o.symbol in self.book.index and o.side in wire.SIDES  # else quoted and cut: hostile text
+        what = f"{o.strategy} {o.side} {o.qty} {o.symbol}" if known else \
+            f"{o.strategy} {wire.brief(o.side)} {o.qty} {wire.brief(o.symbol)}"
         if o.clordid <= self.forgotten.get(o.strategy, 0):
             c["duplicate_orders"] += 1
             return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, what)
@@ -178,19 +214,27 @@ class OrderManager(Service):
             sys.stderr.write("".join(prefix + line + "\n" for line in self._lines))
             self._lines.clear()
 
+    def _recv_named(self) -> tuple[list[bytes], str | None]:
+        """A message and its sender's key name (the ZAP User-Id libzmq attaches under CURVE)."""
+        frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+        return [f.bytes for f in frames], frames[-1].get("User-Id")
+
     def run(self) -> None:
         poller, ctl = self.poller(self.router)
+        named = self.security is not None
         while True:
             events = dict(poller.poll(100))
             self.report_progress()
             if self.router in events or self.stopping:
                 for _ in range(MAX_DRAIN):
                     try:
-                        frames = self.router.recv_multipart(zmq.NOBLOCK)
+                        if named:
+                            self.handle(*self._recv_named())
+                        else:
+                            self.handle(self.router.recv_multipart(zmq.NOBLOCK))
                     except zmq.Again:
                         break
-                    self.handle(frames)
-                    if len(self._fresh) >= COMMIT_EVERY:
+                    if len(self._fresh) >= self.commit_every:
                         self.commit()
                 self.commit()
             if ctl is not None and ctl in events:

@@ -37,16 +37,20 @@ TOTALS: dict[str, tuple[str, ...]] = {
     "orders_filled": ("ordermanager",),
     "duplicate_orders": ("ordermanager",),
     "malformed_messages": ("gateway", "orderbook", "strategy", "ordermanager"),
+    "orders_resent": ("strategy",),
+    "stale_book_skips": ("strategy",),
+    "resyncs": ("orderbook", "strategy"),
 }
 
 
 def totals(children: Iterable[Child]) -> dict[str, int]:
+    """Stack-wide counts, every life of a restarted process included."""
     out = {k: 0 for k in TOTALS}
     for c in children:
-        counters = (c.stats or {}).get("counters", {})
+        lives = [*c.earlier_lives, (c.stats or {}).get("counters", {})]
         for key, kinds in TOTALS.items():
             if c.kind in kinds:
-                out[key] += int(counters.get(key, 0))
+                out[key] += sum(int(counters.get(key, 0)) for counters in lives)
     return out
 
 
@@ -69,7 +73,8 @@ def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
 
 def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
           children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
-          launcher: Child | None = None, window: tuple[float, float] | None = None) -> dict[str, Any]:
+          launcher: Child | None = None, window: tuple[float, float] | None = None,
+          events: list[dict[str, Any]] = ()) -> dict[str, Any]:
     children = list(children)
     processes: dict[str, Any] = {}
     for c in ([launcher] if launcher else []) + children:
@@ -77,8 +82,11 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
             "kind": c.kind, "pid": c.pid,
             "exit_code": c.exit_code if c is not launcher else exit_code,
             "killed": c.killed,
+            "restarts": len(c.restarts),
             **c.resources(window),
             "counters": (c.stats or {}).get("counters", {}),
+            **({"earlier_lives": c.earlier_lives} if c.earlier_lives else {}),
+            **({"acked_ids": c.stats["acked_ids"]} if c.stats and "acked_ids" in c.stats else {}),
         }
     counts = totals(children)
     counts["journal_records"] = journal_records
@@ -92,6 +100,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "duration_s": round(duration_s, 3),
         "exit_code": exit_code,
         "failures": failures,
+        "events": list(events),
         "processes": processes,
         "counters": counts,
         "latency_us": lat,
@@ -137,13 +146,17 @@ def summary(report: Mapping[str, Any]) -> str:
               f"  ticks   published {c['ticks_published']}  applied {c['ticks_applied']}  gaps {c['tick_gaps']}",
               f"  news    published {c['news_published']}  received {c['news_received']}  gaps {c['news_gaps']}",
               f"  orders  sent {c['orders_sent']}  acked {c['orders_acked']}  rejected {c['orders_rejected']}"
-              f"  unanswered {c['orders_unanswered']}  journal {c['journal_records']}",
-              f"  malformed messages {c['malformed_messages']}"]
+              f"  unanswered {c['orders_unanswered']}  re-sent {c['orders_resent']}  journal {c['journal_records']}",
+              f"  malformed messages {c['malformed_messages']}  publisher resyncs {c['resyncs']}"
+              f"  stale-book skips {c['stale_book_skips']}"]
     lines += ["", f"  {'latency (us)':<20}{'count':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]
     rows = [*report["latency_us"].items(), ("book_staleness", report["book_staleness_us"])]
     for name, lat in rows:
         lines.append(f"  {name:<20}{lat['count']:>9}{lat['p50']:>9.0f}{lat['p90']:>9.0f}"
                      f"{lat['p99']:>9.0f}{lat['p999']:>9.0f}{lat['max']:>9.0f}")
+    if report.get("events"):
+        lines += ["", "  supervision"]
+        lines += [f"  {e['t_s']:>8.2f} s  {e['process']} (pid {e['pid']}) {e['event']}" for e in report["events"]]
     for f in report["failures"]:
         lines.append(f"  FAILED {f['process']}: {f['reason']}")
     return "\n".join(lines)

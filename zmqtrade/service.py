@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import zmq
+import zmq.utils.monitor
 
-from zmqtrade import control, sockets, topology, wire
+from zmqtrade import control, security, sockets, topology, wire
+from zmqtrade.book import BookError
+from zmqtrade.journal import JournalError
 from zmqtrade.topology import Topology
 
 READY_TIMEOUT_S = 15.0
@@ -35,6 +38,10 @@ LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%H:%M:%S"
 PR_SET_PDEATHSIG = 1
 PR_SET_TIMERSLACK = 29
+SEQ_WINDOW = 10_000_000
+"""A sequence jump larger than any queue (HWMs are 100k messages of up to 512 ticks) is a restart."""
+REJOIN_AFTER_S = 1.0
+"""A subscriber disconnected this long without libzmq retrying is connected again by hand."""
 T = TypeVar("T")
 
 
@@ -43,24 +50,52 @@ class SeqCheck:
 
     Shared by every subscriber (ticks, batches, doorbells, news), so they all count the same way;
     ``end`` counts what was sent after the last message received, from the end of stream.
+    ``session`` is the publisher's, from its WELCOME: a publisher that restarted greets with a new
+    one and numbers from 1 again, and :meth:`resync` starts counting afresh (``resyncs``) instead
+    of calling its whole new stream duplicates.
     """
 
-    __slots__ = ("expected", "counters", "gaps", "duplicates")
+    __slots__ = ("expected", "counters", "gaps", "duplicates", "session", "resync_due")
 
     def __init__(self, counters: dict[str, int], gaps: str, duplicates: str | None = None) -> None:
         self.expected = 1
         self.counters = counters
         self.gaps = gaps
         self.duplicates = duplicates
+        self.session: int | None = None
+        self.resync_due = False
         counters.setdefault(gaps, 0)
         if duplicates:
             counters.setdefault(duplicates, 0)
+        counters.setdefault("resyncs", 0)
+
+    def welcome(self, w: wire.Welcome) -> bool:
+        """A WELCOME arrived; True if it opens a new session (resync before the next message)."""
+        if self.session is None:
+            self.session = w.session
+            return False
+        if w.session == self.session:
+            return False
+        self.session = w.session
+        self.resync_due = True
+        return True
+
+    def resync(self) -> None:
+        self.expected = 1
+        self.resync_due = False
+        self.counters["resyncs"] += 1
 
     def see(self, first: int, n: int = 1) -> int:
         """Account for messages ``first`` .. ``first + n - 1``; how many of them, from the front,
-        were seen before (to skip). ``expected`` never moves backwards."""
+        were seen before (to skip). ``expected`` never moves backwards, except by a jump of more
+        than ``SEQ_WINDOW`` either way: no queue holds that many, so it is a stream that started
+        over (or one forged number), and counting from it resyncs instead of silencing the stream."""
         expected = self.expected
         if first == expected:  # the common case
+            self.expected = first + n
+            return 0
+        if abs(first - expected) > SEQ_WINDOW:
+            self.counters["resyncs"] += 1
             self.expected = first + n
             return 0
         if first > expected:
@@ -95,7 +130,11 @@ class Service:
         self.publishers: list[zmq.Socket] = []
         self._sockets: list[zmq.Socket] = []
         self._owned: list[Any] = []
+        self._watched: list[list[Any]] = []  # [SUB, endpoint, its monitor, disconnected since]
         self._next_progress = 0.0
+        self._next_heartbeat = 0.0
+        self.security: security.ProcessSecurity | None = None
+        """This process's CURVE keys and authenticator (:func:`serve` makes it before ``open``)."""
 
     # ------------------------------------------------------------------ hooks
     def open(self) -> dict[str, str]:
@@ -112,10 +151,44 @@ class Service:
         return {}
 
     # ------------------------------------------------------------------ helpers
+    def curve(self, key: str) -> security.CurveOpts | None:
+        """CURVE options for the socket on topology ``key`` (e.g. ``"gateway.prices"``), for the
+        socket factories; None when the topology leaves CURVE off."""
+        return self.security.opts(key) if self.security is not None else None
+
     def track(self, sock: zmq.Socket) -> zmq.Socket:
         """Remember a socket so it is closed (with LINGER) at exit."""
         self._sockets.append(sock)
         return sock
+
+    def subscribe(self, key: str, hwm: int) -> zmq.Socket:
+        """A SUB to the endpoint at topology ``key``, watched so that a connection libzmq gives
+        up on (it does after a frame above MAXMSGSIZE: a protocol error, never retried) is made
+        again (:meth:`rejoin_dropped`) instead of leaving this process on a dead feed."""
+        endpoint = self.topo.binds()[key]
+        sock = self.track(sockets.subscriber(self.ctx, endpoint, hwm, curve=self.curve(key)))
+        events = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECT_RETRIED
+        self._watched.append([sock, endpoint, sock.get_monitor_socket(events), 0.0])
+        return sock
+
+    def rejoin_dropped(self) -> None:
+        """Connect again every watched SUB that libzmq left disconnected for ``REJOIN_AFTER_S``
+        (it retries a lost publisher by itself, every 100 ms: those are left alone)."""
+        now = time.monotonic()
+        for watch in self._watched:
+            sock, endpoint, mon, since = watch
+            while mon.poll(0):
+                event = zmq.utils.monitor.recv_monitor_message(mon)["event"]
+                watch[3] = since = now if event == zmq.EVENT_DISCONNECTED else 0.0
+            if since and now - since > REJOIN_AFTER_S:
+                try:
+                    sock.disconnect(endpoint)
+                except zmq.ZMQError:
+                    pass
+                sock.connect(endpoint)
+                watch[3] = 0.0
+                self.counters["reconnects"] = self.counters.get("reconnects", 0) + 1
+                self.log.warning("connection to %s was dropped and not retried; connected again", endpoint)
 
     def own(self, resource: T) -> T:
         """Remember anything with a ``close()`` (book, journal) so it is released at exit."""
@@ -123,15 +196,23 @@ class Service:
         return resource
 
     def report_progress(self) -> None:
-        """Send the counters to the launcher every report interval (its live view and rates).
-
-        Called once per loop iteration: one clock read when nothing is due.
+        """Tell the launcher we are alive: the counters every report interval (its live view and
+        rates), a heartbeat in between. Called once per event-loop iteration, so a hung loop goes
+        silent; one clock read when nothing is due.
         """
         now = time.monotonic()
-        if now < self._next_progress or self.link is None or self.link.sock is None:
+        if now < self._next_heartbeat:
             return
-        self._next_progress = now + self.topo.report.sample_interval_s
-        self.link.send(control.PROGRESS, self.counters)
+        self._next_heartbeat = now + self.topo.supervision.heartbeat_s
+        if self._watched:
+            self.rejoin_dropped()
+        if self.link is None or self.link.sock is None:
+            return
+        if now >= self._next_progress:
+            self._next_progress = now + self.topo.report.sample_interval_s
+            self.link.send(control.PROGRESS, self.counters, block=False)
+        else:
+            self.link.send(control.HEARTBEAT, None, block=False)
 
     def service_control(self) -> None:
         """Act on a pending launcher command; call when the control socket is readable."""
@@ -139,15 +220,19 @@ class Service:
             self.request_stop()
 
     def drain(self, sock: zmq.Socket, decoders: Mapping[wire.Kind, Callable[[tuple], Any]],
-              limit: int = 4096) -> tuple[list[Any], wire.Eos | None]:
+              limit: int = 4096, seq: SeqCheck | None = None) -> tuple[list[Any], wire.Eos | None]:
         """Read what is queued on a subscriber: (messages decoded by ``decoders``, its end of stream).
 
-        Malformed or unexpected bodies are counted, never raised; a WELCOME after the first
-        means the publisher came back (a reconnect), and is counted as ``resubscribed``.
+        Malformed or unexpected bodies are counted, never raised. A WELCOME after the first means
+        we reconnected (``resubscribed``); if it opens a new session (the publisher restarted) the
+        drain stops there, so the caller checks the old session's messages against ``seq`` first
+        and the next drain resyncs ``seq`` before it reads the new session's.
         """
         out: list[Any] = []
         eos: wire.Eos | None = None
         c = self.counters
+        if seq is not None and seq.resync_due:
+            seq.resync()
         for _ in range(limit):
             try:
                 body = sock.recv(zmq.NOBLOCK)
@@ -162,6 +247,9 @@ class Service:
                     eos = wire.as_eos(fields)
                 elif k is wire.Kind.WELCOME:
                     c["resubscribed"] = c.get("resubscribed", 0) + 1
+                    if seq is not None and seq.welcome(wire.as_welcome(fields)):
+                        self.log.info("publisher restarted (session %d): resynchronising", seq.session)
+                        break
                 else:
                     raise wire.WireError(f"unexpected {k.name} on this stream")
             except wire.WireError as exc:
@@ -189,6 +277,7 @@ class Service:
                     return True
                 except zmq.Again:
                     continue
+            self.report_progress()  # blocked by a slow subscriber is not hung
             self.service_control()
         return False
 
@@ -232,6 +321,7 @@ class Service:
             poller.register(pub, zmq.POLLIN)
         while not self.stopping:
             events = dict(poller.poll(100))
+            self.report_progress()
             if self.publishers:
                 self.service_publishers()
             if self.link.sock in events:
@@ -246,9 +336,15 @@ class Service:
         """Close owned resources (newest first), then sockets; safe after a failed ``open``."""
         while self._owned:
             self._owned.pop().close()
+        for sock, _, mon, _ in self._watched:
+            sock.disable_monitor()
+            mon.close(linger=0)
+        self._watched.clear()
         for sock in self._sockets:
             sock.close()
         self._sockets.clear()
+        if self.security is not None:  # after the server sockets: none may outlive its ZAP handler
+            self.security.close()
 
 
 # --------------------------------------------------------------------------- runner
@@ -309,6 +405,7 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     _die_with_parent(args.parent_pid)
     svc.link = control.ControlLink(ctx, args.control, name)
     try:
+        svc.security = security.for_process(topo, name, ctx)
         bound = svc.open()
         svc.await_ready(time.monotonic() + READY_TIMEOUT_S)
         # Everything made so far (modules, topology, sockets) lives for the whole run: move it out
@@ -328,6 +425,12 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     except zmq.ZMQError as exc:
         log.error("socket error while starting: %s (is an endpoint in use by another run?)", exc)
         return 1
+    except (BookError, JournalError) as exc:  # a resource we must not run on; the message says why
+        log.error("cannot start: %s", exc)
+        return 1
+    except security.SecurityError as exc:
+        log.error("cannot load CURVE keys: %s", exc)
+        return 2
     finally:
         svc.release()
         svc.link.close()

@@ -5,23 +5,32 @@ send within the grace period) and MAXMSGSIZE (a peer cannot make us allocate a h
 Publishers are XPUBs with a welcome message: a subscriber only counts as connected once the
 welcome arrived, which proves the publisher holds its subscription. That is how the launcher
 knows no subscriber will miss the start of a stream.
+
+The data-socket factories take an optional ``curve`` (:class:`zmqtrade.security.CurveOpts`,
+made once per process by :mod:`zmqtrade.security` when the topology turns CURVE on); it is
+applied before bind/connect, as libzmq needs the mechanism fixed before any handshake.
 """
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import zmq
 
 from zmqtrade import wire
 
+if TYPE_CHECKING:
+    from zmqtrade.security import CurveOpts
+
 LINGER_MS = 1000
 
 
-def _base(ctx: zmq.Context, kind: int) -> zmq.Socket:
+def _base(ctx: zmq.Context, kind: int, curve: CurveOpts | None = None) -> zmq.Socket:
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_BODY + 1024)
+    if curve is not None:
+        curve.apply(sock)
     return sock
 
 
@@ -38,13 +47,14 @@ def bound_endpoint(sock: zmq.Socket) -> str:
     return sock.getsockopt(zmq.LAST_ENDPOINT).decode()
 
 
-def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: int, lossless: bool) -> zmq.Socket:
+def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: int, lossless: bool,
+              curve: CurveOpts | None = None) -> zmq.Socket:
     """A bound XPUB that greets every new subscriber with a WELCOME message.
 
     ``lossless`` sets XPUB_NODROP: a slow subscriber makes ``send`` block (we send with
     NOBLOCK and count EAGAIN) instead of silently dropping at the high-water mark.
     """
-    sock = _base(ctx, zmq.XPUB)
+    sock = _base(ctx, zmq.XPUB, curve)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.XPUB_WELCOME_MSG, wire.encode_welcome(stream, session))
     if lossless:
@@ -53,8 +63,8 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     return sock
 
 
-def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000) -> zmq.Socket:
-    sock = _base(ctx, zmq.SUB)
+def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000, curve: CurveOpts | None = None) -> zmq.Socket:
+    sock = _base(ctx, zmq.SUB, curve)
     # A SUB only ever sends its subscription; once the publisher is gone that message waits
     # for a reconnect that never comes, and a non-zero linger would hold up exit for nothing.
     sock.setsockopt(zmq.LINGER, 0)
@@ -80,8 +90,8 @@ def await_welcome(sock: zmq.Socket, deadline: float, stopping: Callable[[], bool
             return wire.as_welcome(fields)
 
 
-def router(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
-    sock = _base(ctx, zmq.ROUTER)
+def router(ctx: zmq.Context, endpoint: str, curve: CurveOpts | None = None) -> zmq.Socket:
+    sock = _base(ctx, zmq.ROUTER, curve)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted client takes its identity back
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # replies to a vanished client raise, not vanish
     sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -90,8 +100,8 @@ def router(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
     return sock
 
 
-def dealer(ctx: zmq.Context, endpoint: str, identity: str) -> zmq.Socket:
-    sock = _base(ctx, zmq.DEALER)
+def dealer(ctx: zmq.Context, endpoint: str, identity: str, curve: CurveOpts | None = None) -> zmq.Socket:
+    sock = _base(ctx, zmq.DEALER, curve)
     sock.setsockopt(zmq.ROUTING_ID, identity.encode())
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)

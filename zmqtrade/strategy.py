@@ -4,6 +4,13 @@ Event driven, never spinning: one poll over the doorbell, news and order sockets
 doorbell it drains every pending ring first, then reads each changed symbol of its own once
 from the shared book (conflation: the newest value, once). Each order carries the tick's
 gateway timestamp, so the ack's arrival gives tick-to-ack latency.
+
+Orders are at least once, with the order manager's duplicate filter making the effect exactly
+once: an order unanswered after ``order_timeout_s`` is sent again with the same client order id,
+until it is answered (so an order manager restart needs no action here). Client order ids start
+from the wall clock (microseconds x 1000), so a restarted strategy's ids never repeat its
+previous life's. It trades only on a live book: with the book's writer dead or its heartbeat
+older than ``book_max_age_s``, quotes and news are skipped and counted.
 """
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ import sys
 import time
 from typing import Iterable, Sequence
 
+
+import zmq
 
 from zmqtrade import metrics, sockets, wire
 from zmqtrade.book import Book
@@ -25,6 +34,45 @@ REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
            wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f))}
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
+BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
+
+
+def first_clordid() -> int:
+    """Client order ids of a new life of this strategy: above any a previous life could have used
+    (it would have to send 1000 orders per microsecond to catch up), so the order manager's
+    duplicate filter never mistakes a new order for an old one."""
+    return time.time_ns() // 1_000 * 1_000
+
+
+class IdRanges:
+    """A set of increasing integers kept as [first, last] runs: the ids of acked orders, for the
+    run's stats, in a few runs rather than a number per order."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        self.runs: list[list[int]] = []
+
+    def add(self, n: int) -> None:
+        runs = self.runs
+        if runs and runs[-1][1] + 1 == n:
+            runs[-1][1] = n
+        elif runs and runs[-1][1] >= n:  # out of order (a re-sent order's reply): rare, do it fully
+            runs.append([n, n])
+            runs.sort()
+            merged = [runs[0]]
+            for lo, hi in runs[1:]:
+                if lo <= merged[-1][1] + 1:
+                    merged[-1][1] = max(merged[-1][1], hi)
+                else:
+                    merged.append([lo, hi])
+            self.runs[:] = merged
+        else:
+            runs.append([n, n])
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for lo, hi in self.runs:
+            yield from range(lo, hi + 1)
 
 
 class StrategyProcess(Service):
@@ -35,12 +83,18 @@ class StrategyProcess(Service):
         self.book = self.own(Book.attach(self.args.book, timeout=5.0))
         self.mine = {self.book.index[s] for s in spec.symbols}
         self.strategy: Strategy = load_strategy_class(spec.cls)(self.name, spec.symbols, spec.qty, spec.params)
-        self.doorbell = self.track(sockets.subscriber(self.ctx, topo.orderbook.doorbell, topo.orderbook.hwm))
-        self.news = self.track(sockets.subscriber(self.ctx, topo.gateway.news, topo.gateway.hwm))
-        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name))
-        self.pending: dict[int, tuple[OrderRequest, wire.Order]] = {}
+        self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm)
+        self.news = self.subscribe("gateway.news", topo.gateway.hwm)
+        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name,
+                                                curve=self.curve("ordermanager.endpoint")))
+        self.pending: dict[int, tuple[OrderRequest, wire.Order, int]] = {}  # clordid -> (req, sent, due again)
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
-        self.next_clordid = 1
+        self.first_clordid = self.next_clordid = first_clordid()
+        self.timeout_ns = int(spec.order_timeout_s * 1e9)
+        self.acked = IdRanges()
+        self.max_book_age_ns = int(spec.book_max_age_s * 1e9)
+        self._book_problem: str | None = None
+        self._book_checked = 0
         self.latency = {name: metrics.Histogram() for name in metrics.ORDER_HOPS}
         self.staleness = metrics.Histogram()
         self.conflate = spec.conflate
@@ -48,12 +102,13 @@ class StrategyProcess(Service):
         self.news_seq = SeqCheck(self.counters, "news_gaps")
         self.counters.update(doorbells=0, quotes_read=0, unwritten_skipped=0,
                              news_received=0, orders_sent=0, order_messages=0, orders_acked=0,
-                             orders_rejected=0, unmatched_replies=0, resubscribed=0)
+                             orders_rejected=0, orders_resent=0, duplicate_replies=0, unmatched_replies=0,
+                             resubscribed=0, stale_book_skips=0, stale_book_periods=0)
         return {}
 
     def await_ready(self, deadline: float) -> None:
-        sockets.await_welcome(self.doorbell, deadline, lambda: self.stopping)
-        sockets.await_welcome(self.news, deadline, lambda: self.stopping)
+        self.bell_seq.welcome(sockets.await_welcome(self.doorbell, deadline, lambda: self.stopping))
+        self.news_seq.welcome(sockets.await_welcome(self.news, deadline, lambda: self.stopping))
 
     # ------------------------------------------------------------------ orders
     def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
@@ -70,17 +125,55 @@ class StrategyProcess(Service):
         if not self._queued:
             return
         now = time.monotonic_ns()
+        due = now + self.timeout_ns
         out = []
         for cid, req, tick_ts, book_ts, decide_ts in self._queued:
             o = wire.Order(cid, self.name, req.symbol, req.side, req.qty, float(req.price),
                            tick_ts, book_ts, decide_ts, now)
-            self.pending[cid] = (req, o)
+            self.pending[cid] = (req, o, due)
             out.append(o)
         self._queued.clear()
-        for i in range(0, len(out), wire.MAX_BATCH):
-            self.orders.send(wire.encode_orders(out[i:i + wire.MAX_BATCH]))
-            self.counters["order_messages"] += 1
+        self._send(out)
         self.counters["orders_sent"] += len(out)
+
+    def _send(self, out: list[wire.Order]) -> None:
+        for i in range(0, len(out), wire.MAX_BATCH):
+            try:
+                self.orders.send(wire.encode_orders(out[i:i + wire.MAX_BATCH]), zmq.NOBLOCK)
+                self.counters["order_messages"] += 1
+            except zmq.Again:  # the order manager is away and our queue is full: the re-send timer retries
+                self.counters["order_sends_deferred"] = self.counters.get("order_sends_deferred", 0) + 1
+
+    def resend_due(self) -> None:
+        """Send again every order unanswered past its timeout (same id: the order manager answers a
+        duplicate with the original reply). ``pending`` is in due order (re-sent ones move to the
+        end), so when nothing is due this is one look at its first entry."""
+        pending = self.pending
+        if not pending:
+            return
+        now = time.monotonic_ns()
+        if pending[next(iter(pending))][2] > now:
+            return
+        again = []
+        while pending:
+            cid = next(iter(pending))
+            req, o, due = pending[cid]
+            if due > now:
+                break
+            del pending[cid]
+            o = o._replace(send_ts=now)
+            pending[cid] = (req, o, now + self.timeout_ns)
+            again.append(o)
+        self.counters["orders_resent"] += len(again)
+        self.log.warning("re-sending %d unanswered orders (first id %d)", len(again), again[0].clordid)
+        self._send(again)
+
+    def next_wake_ms(self) -> int:
+        """Poll timeout: until the first re-send is due, at most 100 ms."""
+        if not self.pending:
+            return 100
+        due = self.pending[next(iter(self.pending))][2]
+        return max(0, min(100, (due - time.monotonic_ns()) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
         c = self.counters
@@ -89,12 +182,14 @@ class StrategyProcess(Service):
         for replies in batches:
             for reply in replies:
                 entry = self.pending.pop(reply.clordid, None)
-                if entry is None:
-                    c["unmatched_replies"] += 1
+                if entry is None:  # an answer to a re-sent order already answered, or not ours
+                    c["duplicate_replies" if self.first_clordid <= reply.clordid < self.next_clordid
+                      else "unmatched_replies"] += 1
                     continue
-                req, sent = entry
+                req, sent, _ = entry
                 if reply.filled:
                     c["orders_acked"] += 1
+                    self.acked.add(reply.clordid)
                     self.strategy.record_fill(req)
                     if sent.tick_ts:
                         self.record_hops(sent, reply, now)
@@ -124,7 +219,7 @@ class StrategyProcess(Service):
         value; ``conflate: false`` acts once per doorbell, in order.
         """
         c = self.counters
-        bells, eos = self.drain(self.doorbell, DOORBELL)
+        bells, eos = self.drain(self.doorbell, DOORBELL, seq=self.bell_seq)
         bells = [b for b in bells if not self.bell_seq.see(b.seq)]
         c["doorbells"] += len(bells)
         if self.conflate:
@@ -135,8 +230,27 @@ class StrategyProcess(Service):
                 self.act_on([s for s in bell.slots if s in self.mine])
         return eos
 
+    def book_problem(self) -> str | None:
+        """Why the book is not to be traded on now, or None; looked at every 50 ms at most.
+        Going stale and coming back are logged and counted (``stale_book_periods``)."""
+        now = time.monotonic_ns()
+        if now - self._book_checked < BOOK_CHECK_NS:
+            return self._book_problem
+        self._book_checked = now
+        problem = self.book.writer_problem(self.max_book_age_ns, now)
+        if problem and not self._book_problem:
+            self.counters["stale_book_periods"] += 1
+            self.log.warning("not trading: the book is stale (%s)", problem)
+        elif self._book_problem and not problem:
+            self.log.info("the book is live again; trading")
+        self._book_problem = problem
+        return problem
+
     def act_on(self, slots: Iterable[int]) -> None:
         c, strategy = self.counters, self.strategy
+        if self.book_problem():
+            c["stale_book_skips"] += 1
+            return
         for slot in slots:
             quote = self.book.read(slot)
             if quote is None:
@@ -150,12 +264,15 @@ class StrategyProcess(Service):
 
     def on_news(self) -> wire.Eos | None:
         c = self.counters
-        items, eos = self.drain(self.news, NEWS)
+        items, eos = self.drain(self.news, NEWS, seq=self.news_seq)
         symbols = self.strategy.symbols
         for news in items:
             if self.news_seq.see(news.seq):
                 continue  # a repeat
             if news.symbol in symbols:
+                if self.book_problem():
+                    c["stale_book_skips"] += 1
+                    continue
                 orders = self.strategy.take_orders(self.strategy.on_news(news))
                 if orders:  # news-driven: no tick behind it, so no tick-to-ack sample
                     self.send_orders(orders, 0, 0, time.monotonic_ns())
@@ -176,7 +293,7 @@ class StrategyProcess(Service):
                     replies_deadline = replies_deadline or now + STOP_REPLIES_S
                     if not self.pending or now >= replies_deadline:
                         break
-            events = dict(poller.poll(100 if not self.stopping else 20))
+            events = dict(poller.poll(min(self.next_wake_ms(), 20 if self.stopping else 100)))
             self.report_progress()
             if self.orders in events:
                 self.on_replies()
@@ -187,11 +304,17 @@ class StrategyProcess(Service):
             if ctl is not None and ctl in events:
                 self.service_control()
             self.flush_orders()
+            self.resend_due()
         self.bell_seq.end(bell_eos)
         self.news_seq.end(news_eos)
         if self.pending:
             self.log.warning("%d orders still unanswered at exit", len(self.pending))
         self.counters["orders_unanswered"] = len(self.pending)
+
+    def stats(self) -> dict:
+        """Adds the ids of every order this life of the strategy saw acked, as [first, last] runs,
+        so a run (or a test) can check each is in the journal exactly once."""
+        return {**super().stats(), "acked_ids": self.acked.runs}
 
     def latency_samples(self) -> dict[str, bytes]:
         return {**{name: rec.tobytes() for name, rec in self.latency.items()},

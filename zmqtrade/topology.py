@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import difflib
+import ipaddress
 import math
 import re
 import types
@@ -129,7 +130,7 @@ class Security:
     curve: bool = False
     keys: str | None = None
     """Directory made by ``zmqtrade keys`` (relative paths start at the topology's folder)."""
-    allow: tuple[str, ...] = ()
+    allow: tuple[str, ...] = field(default=(), metadata=_key("allow", check=_name))
     """Names of further client key pairs in ``keys`` that the servers accept (outside tools)."""
 
 
@@ -469,6 +470,95 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
                 load_csv(base_dir / feed.path, topo.symbols)
             except FeedError as exc:
                 conv.fail("gateway.feed.path", f"{exc}; fix the file or point at another")
+    _check_security(topo, conv)
+
+
+def _check_security(topo: Topology, conv: _Converter) -> None:
+    """With CURVE on, every key file a process will load must be there before anything starts
+    (a process that found none would fail alone, mid-start). ``keys`` is already absolute."""
+    sec = topo.security
+    if not sec.curve:
+        return
+    make = "python -m zmqtrade keys"
+    if not sec.keys:
+        conv.fail("security.keys", f"missing; curve needs keys: DIR, a directory with a key pair per process "
+                  f"(run {make} DIR --topology {topo.source}, then set keys: DIR)")
+        return
+    keys = Path(sec.keys)
+    if not keys.is_dir():
+        conv.fail("security.keys", f"{keys} is not a directory; run {make} {keys} --topology {topo.source}")
+        return
+    from zmq.auth import load_certificate
+
+    def problem(path: Path, secret: bool) -> str | None:
+        if not path.is_file():
+            return "missing"
+        try:
+            _, secret_key = load_certificate(path)
+        except (OSError, ValueError) as exc:
+            return f"unreadable ({exc})"
+        return "holds no secret key" if secret and not secret_key else None
+
+    absent: list[str] = []   # no file of the pair: a new pair is all it takes
+    broken: list[str] = []   # half a pair, or a file that holds no key: to be replaced (--force)
+    details: list[str] = []
+    for name in topo.process_names():
+        whys = [(path.name, problem(path, secret))
+                for path, secret in ((keys / f"{name}.key", False), (keys / f"{name}.key_secret", True))]
+        if all(why == "missing" for _, why in whys):
+            absent.append(name)
+        elif any(why for _, why in whys):
+            broken.append(name)
+            details += [f"{file} {why}" for file, why in whys if why]
+    if absent and not broken:
+        fix = f"--topology {topo.source}" if len(absent) == len(topo.process_names()) else " ".join(absent)
+        conv.fail("security.keys", f"{keys} has no key pair for {', '.join(absent)}; run {make} {keys} {fix}")
+    elif broken:
+        names = [n for n in topo.process_names() if n in absent or n in broken]
+        conv.fail("security.keys", f"{keys} has no usable key pair for {', '.join(names)} "
+                  f"({'; '.join(details)}); run {make} {keys} {' '.join(names)} --force")
+    for i, name in enumerate(sec.allow):
+        why = problem(keys / f"{name}.key", False)
+        if why:
+            force = " --force" if (keys / f"{name}.key_secret").exists() else ""
+            conv.fail(f"security.allow[{i}]", f"{keys / (name + '.key')} {why}; run {make} {keys} {name}{force} "
+                      f"(or drop {name!r} from allow)")
+
+
+def _loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or interface: it may well reach other machines
+
+
+def warnings(topo: Topology) -> list[str]:
+    """Risks worth a line on stderr before a run, not a refusal: plaintext TCP beyond this host,
+    and secret keys others can read."""
+    out: list[str] = []
+    for path, ep in topo.binds().items():
+        m = _ENDPOINT_RE.match(ep)
+        if not m or not m.group("host") or _loopback(m.group("host")):
+            continue
+        if path == "control":
+            out.append(f"control: {ep} is not loopback, and the control socket is never encrypted: whoever "
+                       "reaches it can stop the stack or pose as a process; bind it on 127.0.0.1")
+        elif not topo.security.curve:
+            out.append(f"{path}: {ep} is not loopback and security.curve is off: whoever reaches it reads (or "
+                       "feeds) this socket in plaintext; bind 127.0.0.1 or turn on security.curve")
+    if topo.security.curve and topo.security.keys:
+        for name in topo.process_names():
+            secret = Path(topo.security.keys) / f"{name}.key_secret"
+            try:
+                mode = secret.stat().st_mode & 0o777
+            except OSError:
+                continue
+            if mode & 0o077:
+                out.append(f"security.keys: {secret} is open to other users (mode {mode:04o}); chmod 600 it")
+    return out
 
 
 def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> None:
@@ -582,4 +672,7 @@ def describe(topo: Topology) -> str:
                      + ("" if s.conflate else ", acts on every doorbell"))
     if topo.tuning.cpu_dma_latency_us is not None:
         lines.append(f"  tuning        hold cpu_dma_latency at {topo.tuning.cpu_dma_latency_us} us")
+    if topo.security.curve:
+        allow = f", also admits {', '.join(topo.security.allow)}" if topo.security.allow else ""
+        lines.append(f"  security      CURVE on, keys in {topo.security.keys}{allow}")
     return "\n".join(lines)

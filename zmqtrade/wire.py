@@ -5,10 +5,26 @@ Every body starts ``[kind, version, ...]``; the remaining fields are fixed per k
 field by field in the README so a client in any language can join. Decoders treat their
 input as hostile: anything that is not exactly the expected shape raises :class:`WireError`,
 which callers count and (where a reply is possible) answer, and never crash on.
+
+What a decoder guarantees about the values it returns (``tests/test_wire_properties.py``
+checks it against arbitrary bytes and arbitrary msgpack objects):
+
+- an int field is an ``int``, never a ``bool`` (msgpack ``true`` would pass ``== 1``);
+- a price is an ``int`` or ``float`` and finite;
+- a sequence number, size or timestamp of a TICK, TICKS, NEWS, DOORBELL or EOS is a
+  non-negative int (so ``0 <= x < 2**64``: msgpack carries nothing larger). The book stores
+  them as unsigned 64-bit words: a negative one used to kill the orderbook half-way through
+  a seqlock write, leaving the slot torn for every reader. For TICKS the last tick's
+  ``first_seq + n - 1`` is below ``2**64`` too;
+- a REPLY's ``detail`` is a finite number when filled and a ``str`` when rejected.
+
+Error messages never echo more than a few dozen characters of the input, so a reject
+that quotes a hostile body stays far below :data:`MAX_BODY`.
 """
 from __future__ import annotations
 
 import math
+import os
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -162,6 +178,11 @@ def encode_replies(replies: list[tuple]) -> bytes:
     return _pack((Kind.REPLIES, VERSION, replies))
 
 
+def new_session() -> int:
+    """A publisher's session id: random, so a restarted publisher is told apart from a reconnect."""
+    return int.from_bytes(os.urandom(4), "little") >> 1
+
+
 def encode_welcome(stream: str, session: int) -> bytes:
     return _pack((Kind.WELCOME, VERSION, stream, session))
 
@@ -176,7 +197,18 @@ def encode_eos(stream: str, last_seq: int) -> bytes:
 # ~300 ns, so kinds are looked up by index in a tuple instead.
 _KINDS = tuple(Kind)
 _INF = math.inf
+_U64 = 1 << 64
+"""Bound (exclusive) of the unsigned 64-bit words the book stores (a batch's last seq must fit)."""
 _unpackb = msgpack.unpackb
+_INT = {int}
+_STR = {str}
+
+
+def brief(x: Any, limit: int = 40) -> str:
+    """repr of hostile input for an error message or a reject reason, cut to ``limit`` characters:
+    echoed whole, a 60 KB field (4x longer once escaped) would make the reply itself too big."""
+    r = repr(x)
+    return r if len(r) <= limit else r[:limit] + "..."
 
 
 def unpack(body: bytes) -> tuple[Kind, tuple]:
@@ -193,9 +225,9 @@ def unpack(body: bytes) -> tuple[Kind, tuple]:
         raise WireError("not an array of [kind, version, ...]")
     kind = msg[0]
     if msg[1] != VERSION or type(msg[1]) is not int:
-        raise WireError(f"protocol version {msg[1]!r}, expected {VERSION}")
+        raise WireError(f"protocol version {brief(msg[1])}, expected {VERSION}")
     if type(kind) is not int or not 0 <= kind < len(_KINDS):
-        raise WireError(f"unknown message kind {kind!r}")
+        raise WireError(f"unknown message kind {brief(kind)}")
     return _KINDS[kind], msg[2:]
 
 
@@ -206,47 +238,56 @@ def _finite(x: Any) -> bool:
 def as_tick(f: tuple) -> Tick:
     if len(f) == 7:
         seq, sym, bid, ask, last, size, ts = f
-        # inlined _finite: the chained comparison rejects NaN and inf, the type test bools and strings
+        # inlined _finite: the chained comparison rejects NaN and inf, the type test bools and strings;
+        # the sign tests keep the book's unsigned words safe (msgpack ints are < 2**64 anyway)
         if (type(seq) is int and type(sym) is str and type(size) is int and type(ts) is int
                 and (type(bid) is float or type(bid) is int) and -_INF < bid < _INF
                 and (type(ask) is float or type(ask) is int) and -_INF < ask < _INF
-                and (type(last) is float or type(last) is int) and -_INF < last < _INF):
+                and (type(last) is float or type(last) is int) and -_INF < last < _INF
+                and seq >= 0 and size >= 0 and ts >= 0):
             return _new(Tick, f)
-    raise WireError("tick must be [seq:int, symbol:str, bid, ask, last, size:int, ts_ns:int] with finite prices")
+    raise WireError("tick must be [seq:int, symbol:str, bid, ask, last, size:int, ts_ns:int] with finite prices "
+                    "and seq, size, ts_ns >= 0")
 
 
 _NUMBER = {float, int}
 
 
 def as_ticks(f: tuple) -> Ticks:
-    """A batch: every column checked whole (set-of-types per column is cheap in C)."""
+    """A batch: every column checked whole, by C loops (``set(map(type, ...))``, ``min``)."""
     if len(f) == 7 and type(f[0]) is int:
         first, syms, bids, asks, lasts, sizes, ts = f
         if (type(syms) is tuple and 0 < len(syms) <= MAX_BATCH
-                and all(type(c) is tuple and len(c) == len(syms) for c in (bids, asks, lasts, sizes, ts))
-                and {type(x) for x in syms} == {str}
-                and {type(x) for x in sizes} == {int} and {type(x) for x in ts} == {int}
-                and {type(x) for x in bids + asks + lasts} <= _NUMBER
-                and all(map(math.isfinite, bids + asks + lasts))):
-            return _new(Ticks, f)
+                and type(bids) is tuple and type(asks) is tuple and type(lasts) is tuple
+                and type(sizes) is tuple and type(ts) is tuple
+                and len(bids) == len(asks) == len(lasts) == len(sizes) == len(ts) == len(syms)
+                and 0 <= first and first + len(syms) <= _U64
+                and set(map(type, syms)) == _STR):
+            ints = sizes + ts
+            prices = bids + asks + lasts
+            if (set(map(type, ints)) == _INT and min(ints) >= 0  # no max: msgpack ints are < 2**64
+                    and set(map(type, prices)) <= _NUMBER and all(map(math.isfinite, prices))):
+                return _new(Ticks, f)
     raise WireError(f"ticks must be [first_seq:int, symbols, bids, asks, lasts, sizes, ts] columns of "
-                    f"1..{MAX_BATCH} equal lengths with finite prices")
+                    f"1..{MAX_BATCH} equal lengths with finite prices and seqs, sizes, ts >= 0")
 
 
 def as_news(f: tuple) -> News:
     if len(f) == 4:
         seq, sym, sentiment, ts = f
-        if type(seq) is int and type(sym) is str and type(sentiment) is int and type(ts) is int and 0 <= sentiment <= 100:
+        if (type(seq) is int and type(sym) is str and type(sentiment) is int and type(ts) is int
+                and 0 <= sentiment <= 100 and (seq | ts) >= 0):
             return _new(News, f)
-    raise WireError("news must be [seq:int, symbol:str, sentiment:0..100, ts_ns:int]")
+    raise WireError("news must be [seq:int, symbol:str, sentiment:0..100, ts_ns:int], seq and ts_ns >= 0")
 
 
 def as_doorbell(f: tuple) -> Doorbell:
     if len(f) == 3:
         seq, slots, ts = f
-        if type(seq) is int and type(ts) is int and type(slots) is tuple and all(type(x) is int for x in slots):
+        if (type(seq) is int and type(ts) is int and (seq | ts) >= 0
+                and type(slots) is tuple and set(map(type, slots)) <= _INT):
             return _new(Doorbell, f)
-    raise WireError("doorbell must be [seq:int, slots:[int], ts_ns:int]")
+    raise WireError("doorbell must be [seq:int, slots:[int], ts_ns:int], seq and ts_ns >= 0")
 
 
 def as_order(f: tuple) -> Order:
@@ -264,12 +305,16 @@ def as_order(f: tuple) -> Order:
 
 
 def as_reply(f: tuple) -> Reply:
+    """``detail`` must match ``status``: a client reads it as a fill price or prints it as a reason."""
     if len(f) == 6:
-        cid, status, oid, _detail, t1, t2 = f
+        cid, status, oid, detail, t1, t2 = f
         if (type(cid) is int and type(oid) is int and type(t1) is int and type(t2) is int
-                and (status == FILLED or status == REJECTED)):
+                and type(status) is str
+                and ((status == FILLED and (type(detail) is float or type(detail) is int) and -_INF < detail < _INF)
+                     or (status == REJECTED and type(detail) is str))):
             return _new(Reply, f)
-    raise WireError("reply must be [clordid:int, status, order_id:int, detail, recv_ts:int, ts_ns:int]")
+    raise WireError("reply must be [clordid:int, status, order_id:int, detail, recv_ts:int, ts_ns:int] with "
+                    "detail a finite price when filled, a str reason when rejected")
 
 
 def as_welcome(f: tuple) -> Welcome:
@@ -279,8 +324,8 @@ def as_welcome(f: tuple) -> Welcome:
 
 
 def as_eos(f: tuple) -> Eos:
-    if len(f) != 2 or type(f[0]) is not str or type(f[1]) is not int:
-        raise WireError("eos must be [stream:str, last_seq:int]")
+    if len(f) != 2 or type(f[0]) is not str or type(f[1]) is not int or f[1] < 0:
+        raise WireError("eos must be [stream:str, last_seq:int >= 0]")
     return _new(Eos, f)
 
 
@@ -301,7 +346,8 @@ def order_clordid(body: bytes) -> int | None:
     """Best effort: the client order id of a body that failed to decode, for the reject."""
     try:
         msg = msgpack.unpackb(body, use_list=False, raw=False, max_array_len=64, max_map_len=0)
-        cid = msg[2]
-        return cid if type(cid) is int else None
     except Exception:
         return None
+    # only an array: indexing a str or bin body would read a character or a byte as the id
+    cid = msg[2] if type(msg) is tuple and len(msg) > 2 else None
+    return cid if type(cid) is int else None
