@@ -46,3 +46,10 @@ def test_a_jump_beyond_any_queue_resyncs_instead_of_silencing_the_stream():
     assert s.see(2**63) == 0          # one forged number...
     assert s.see(11) == 0 and s.see(12) == 0  # ...does not make the real stream duplicates
     assert c == {"gaps": 0, "dups": 0, "resyncs": 2}
+
+
+def test_a_restarted_subscriber_counts_from_the_first_message_it_sees():
+    c: dict[str, int] = {}
+    s = SeqCheck(c, "gaps", "dups", joined_late=True)
+    assert s.see(5000, 3) == 0 and s.see(5004) == 0
+    assert c == {"gaps": 1, "dups": 0, "resyncs": 0}

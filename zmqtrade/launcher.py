@@ -301,6 +301,10 @@ class Launcher:
         for c in self.children.values():
             if c.restart_at is not None and now >= c.restart_at:
                 c.restarts.append(now)
+                argv = list(c.argv)
+                if "--life" in argv:
+                    del argv[argv.index("--life"):argv.index("--life") + 2]
+                c.argv = [*argv, "--life", str(len(c.restarts) + 1)]  # it joins streams already running
                 c.start(self._child_env())
                 c.last_seen = now
                 c.ready_by = now + READY_TIMEOUT_S

@@ -49,7 +49,7 @@ class OrderBook(Service):
                                                      curve=self.curve("orderbook.doorbell")))
         self.publishers = [self.doorbell]
         self.counters.update(ticks_applied=0, batches=0, unknown_symbols=0, doorbells=0, resubscribed=0)
-        self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates")
+        self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)
         return {"orderbook.doorbell": sockets.bound_endpoint(self.doorbell)}
 
     def await_ready(self, deadline: float) -> None:

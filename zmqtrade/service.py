@@ -57,8 +57,11 @@ class SeqCheck:
 
     __slots__ = ("expected", "counters", "gaps", "duplicates", "session", "resync_due")
 
-    def __init__(self, counters: dict[str, int], gaps: str, duplicates: str | None = None) -> None:
-        self.expected = 1
+    def __init__(self, counters: dict[str, int], gaps: str, duplicates: str | None = None,
+                 joined_late: bool = False) -> None:
+        self.expected: int | None = None if joined_late else 1
+        """Next number due; None until the first message when ``joined_late`` (a restarted process
+        joins a stream already running: what was sent before it existed is not its gap)."""
         self.counters = counters
         self.gaps = gaps
         self.duplicates = duplicates
@@ -81,7 +84,7 @@ class SeqCheck:
         return True
 
     def resync(self) -> None:
-        self.expected = 1
+        self.expected = 1  # a new session numbers from 1: what this subscriber missed of it is a gap
         self.resync_due = False
         self.counters["resyncs"] += 1
 
@@ -94,8 +97,9 @@ class SeqCheck:
         if first == expected:  # the common case
             self.expected = first + n
             return 0
-        if abs(first - expected) > SEQ_WINDOW:
-            self.counters["resyncs"] += 1
+        if expected is None or abs(first - expected) > SEQ_WINDOW:
+            if expected is not None:
+                self.counters["resyncs"] += 1
             self.expected = first + n
             return 0
         if first > expected:
@@ -109,7 +113,7 @@ class SeqCheck:
         return repeats
 
     def end(self, eos: wire.Eos | None) -> None:
-        if eos is not None and eos.last_seq >= self.expected:
+        if eos is not None and self.expected is not None and eos.last_seq >= self.expected:
             self.counters[self.gaps] += eos.last_seq - self.expected + 1
 
 
@@ -357,6 +361,7 @@ def arg_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--book", default=None, help="shared-memory book segment name")
     p.add_argument("--run-dir", default=".", help="where journals and other run files go")
     p.add_argument("--parent-pid", type=int, default=0, help="exit if this process (the launcher) dies")
+    p.add_argument("--life", type=int, default=1, help="1 at first start, N for the (N-1)th restart by the launcher")
     return p
 
 

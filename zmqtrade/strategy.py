@@ -98,8 +98,8 @@ class StrategyProcess(Service):
         self.latency = {name: metrics.Histogram() for name in metrics.ORDER_HOPS}
         self.staleness = metrics.Histogram()
         self.conflate = spec.conflate
-        self.bell_seq = SeqCheck(self.counters, "doorbell_gaps")
-        self.news_seq = SeqCheck(self.counters, "news_gaps")
+        self.bell_seq = SeqCheck(self.counters, "doorbell_gaps", joined_late=self.args.life > 1)
+        self.news_seq = SeqCheck(self.counters, "news_gaps", joined_late=self.args.life > 1)
         self.counters.update(doorbells=0, quotes_read=0, unwritten_skipped=0,
                              news_received=0, orders_sent=0, order_messages=0, orders_acked=0,
                              orders_rejected=0, orders_resent=0, duplicate_replies=0, unmatched_replies=0,
