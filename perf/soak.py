@@ -62,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
     c = rep["counters"]
     records = rep["journal"]
-    twice = [k for k, n in Counter((r["strategy"], r["clordid"]) for r in records).items() if n > 1]
-    acked_not_journaled = c["orders_acked"] - len(records)
+    journaled = Counter((r["strategy"], r["clordid"]) for r in records)
+    twice = [k for k, n in journaled.items() if n > 1]
+    acked = {(name, i) for name, p in rep["processes"].items()
+             for lo, hi in p.get("acked_ids", []) for i in range(lo, hi + 1)}
+    acked_not_journaled = len(acked - journaled.keys())
     lat = rep["latency_us"]["tick_to_ack"]
     print(f"\n  ticks published {c['ticks_published']:,}  applied {c['ticks_applied']:,}  gaps {c['tick_gaps']}"
           f"  delivered {rep['delivered']:.1%}")

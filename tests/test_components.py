@@ -302,7 +302,7 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
     o = wire.as_order(wire.unpack(body)[1])
     assert identity == b"trend"
     assert (o.strategy, o.symbol, o.side, o.qty, o.price) == ("trend", "AAPL", "BUY", 7, 101.0)
-    assert o.clordid > time.time_ns() // 1000 - 60_000_000_000  # ids start from the wall clock (us x 1000)
+    assert o.clordid > time.monotonic_ns() - 60_000_000_000  # ids start from the monotonic clock (us x 1000)
     assert (o.tick_ts, o.book_ts) == (123_456, 654_321)
     assert o.book_ts <= o.decide_ts <= o.send_ts
     router.send_multipart([identity, wire.encode_reply(o.clordid, wire.FILLED, 1, 101.0, 5, 6)])

@@ -16,8 +16,9 @@ ORDER = Order(7, "trend", "AAPL", "BUY", 10, 101.5, 1, 2, 3, 4)
 def test_a_torn_last_record_is_cut_off_so_appends_start_on_a_clean_line(tmp_path, tail):
     path = tmp_path / journal.FILENAME
     path.write_bytes(journal.record(1, ORDER, 101.0, 5).encode() + tail)
-    j = Journal(path)
-    assert [r["order_id"] for r in j.recovered] == [1] and j.torn_bytes == len(tail)
+    replayed: list[dict] = []
+    j = Journal(path, replay=replayed.append)
+    assert [r["order_id"] for r in replayed] == [1] and (j.recovered, j.torn_bytes) == (1, len(tail))
     j.append_lines([journal.record(2, ORDER, 102.0, 6)])
     j.close()
     assert [r["order_id"] for r in journal.read(path)] == [1, 2]

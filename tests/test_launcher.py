@@ -114,6 +114,7 @@ def test_crash_is_reported_with_log_tail(launch, write_topology, tmp_path, monke
     run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
     assert run.finish(timeout=60) == 1
     assert "meanrev" in run.output and "exited with code 1; restarting in 0.1 s" in run.output
+    assert "exited with code 1; restarting in 0.2 s" in run.output  # the backoff doubles
     assert "exited with code 1; gave up after 2 restarts within 60 s" in run.output
     assert "strategy exploded on purpose" in run.output  # the last lines of its log
     report = json.loads((run_dir / "report.json").read_text())

@@ -25,6 +25,8 @@ from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from zmqtrade.errors import ResourceError
+
 MAGIC = 0x5A4D51424F4F4B31  # "ZMQBOOK1"
 LAYOUT_VERSION = 1
 HEADER_WORDS = 8
@@ -51,7 +53,7 @@ SLOT_FIELDS = [
 """numpy dtype of a slot, for :meth:`Book.snapshot` (numpy is imported only there)."""
 
 
-class BookError(RuntimeError):
+class BookError(ResourceError):
     """The segment is missing, of another layout, or unsafe on this machine."""
 
 

@@ -58,13 +58,16 @@ class Child:
     unresponsive: bool = False
     earlier_lives: list[dict[str, int]] = field(default_factory=list)
     """The last counters each earlier life reported, so run totals include them."""
+    _life_start: int = 0  # index in ``progress`` where this life's reports begin
 
     def start(self, env: dict[str, str] | None = None) -> None:
         """Start (or restart: one log file, appended, across lives) the process."""
         if self.proc is not None:  # a new life: keep what the last one counted
-            last = (self.stats or {}).get("counters") or (self.progress[-1][1] if self.progress else None)
+            mine = self.progress[self._life_start:]  # not an earlier life's (it may have sent none)
+            last = (self.stats or {}).get("counters") or (mine[-1][1] if mine else None)
             if last:
                 self.earlier_lives.append(dict(last))
+            self._life_start = len(self.progress)
             self.stats, self.ready, self.endpoints = None, False, {}
             self.killed = self.terminated = self.expected_exit = self.unresponsive = False
             self.restart_at = None

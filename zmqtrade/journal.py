@@ -16,50 +16,60 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
+from zmqtrade.errors import ResourceError
 from zmqtrade.wire import Order
 
 FILENAME = "journal.jsonl"
 FsyncPolicy = Literal["order", "batch", "off"]
 
 
-class JournalError(RuntimeError):
+class JournalError(ResourceError):
     """A journal that cannot be trusted to rebuild from."""
 
 
 class Journal:
-    def __init__(self, path: str | Path, fsync: FsyncPolicy = "batch") -> None:
+    """An append-only journal; opening it recovers it, handing each complete record to ``replay``
+    one at a time (a long run's journal is never held in memory whole)."""
+
+    def __init__(self, path: str | Path, fsync: FsyncPolicy = "batch",
+                 replay: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            self.recovered, self.torn_bytes = self._recover()
+            self.recovered, self.torn_bytes = self._recover(replay or (lambda rec: None))
         except BaseException:
             self.close()
             raise
 
-    def _recover(self) -> tuple[list[dict[str, Any]], int]:
-        """The complete records, after cutting a torn tail off the file (and its length)."""
+    def _recover(self, replay: Callable[[dict[str, Any]], None]) -> tuple[int, int]:
+        """Replay the complete records and cut a torn tail off the file; (records, bytes cut)."""
+        good = records = 0  # bytes and records of complete lines so far
+        torn_at = 0         # line number of an unreadable line, which must be the last
         with open(self.path, "rb") as fh:
-            data = fh.read()
-        records: list[dict[str, Any]] = []
-        pos = 0
-        lines = data.split(b"\n")[:-1]  # what follows the last newline is torn by definition
-        for n, line in enumerate(lines, 1):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                if n < len(lines):
-                    raise JournalError(f"{self.path}: line {n} is not a complete record; the journal is damaged "
-                                       f"before its end, so it is not replayed (move it aside to start afresh)")
-                break  # the last line: torn inside (a power cut can leave zeros before its newline)
-            pos += len(line) + 1
-        if pos < len(data):
-            os.ftruncate(self._fd, pos)
+            for n, line in enumerate(fh, 1):
+                if torn_at:
+                    raise JournalError(f"{self.path}: line {torn_at} is not a complete record; the journal is "
+                                       f"damaged before its end, so it is not replayed (move it aside to start afresh)")
+                if not line.endswith(b"\n"):
+                    torn_at = n  # what follows the last newline is torn by definition
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    torn_at = n  # torn inside (a power cut can leave zeros before a newline), if last
+                    continue
+                replay(rec)
+                records += 1
+                good += len(line)
+            size = fh.tell()
+        if good < size:
+            os.ftruncate(self._fd, good)
             os.fsync(self._fd)
-        return records, len(data) - pos
+        return records, size - good
 
     def append_lines(self, lines: list[str]) -> None:
         """Append complete records (from :func:`record`) with one write; flushed to disk per policy."""

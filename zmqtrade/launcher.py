@@ -274,7 +274,8 @@ class Launcher:
             "book": self.book.name if self.book else None,
             "control": self.control.endpoint if self.control else None,
             "launcher_pid": os.getpid(),
-            "processes": {n: {"kind": c.kind, "pid": c.pid, "endpoints": c.endpoints} for n, c in self.children.items()},
+            "processes": {n: {"kind": c.kind, "pid": c.pid, "running": c.running, "restarts": len(c.restarts),
+                              "endpoints": c.endpoints} for n, c in self.children.items()},
         }
         tmp = self.run_dir / "stack.json.tmp"
         tmp.write_text(json.dumps(stack, indent=2))
@@ -295,6 +296,7 @@ class Launcher:
         delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** len(recent))
         c.restart_at = now + delay
         self._event(c, f"{why}; restarting in {delay:g} s")
+        self._write_stack()
         return True
 
     def _restart_due(self, now: float) -> None:
@@ -309,6 +311,7 @@ class Launcher:
                 c.last_seen = now
                 c.ready_by = now + READY_TIMEOUT_S
                 self._event(c, f"restarted (restart {len(c.restarts)})")
+                self._write_stack()
 
     def _check_liveness(self, now: float) -> None:
         """A process silent for ``liveness_s`` is hung (or stopped): report it, and under
@@ -318,7 +321,7 @@ class Launcher:
             if not c.running or c.expected_exit:
                 continue
             if not c.ready:
-                if c.restarts and now > c.ready_by:
+                if c.restarts and now > c.ready_by and not c.unresponsive:
                     c.unresponsive = True
                     self._event(c, f"not ready {READY_TIMEOUT_S:.0f} s after its restart; killing it")
                     c.send_signal(signal.SIGKILL)

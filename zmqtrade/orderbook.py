@@ -53,7 +53,7 @@ class OrderBook(Service):
         return {"orderbook.doorbell": sockets.bound_endpoint(self.doorbell)}
 
     def await_ready(self, deadline: float) -> None:
-        self.seq.welcome(sockets.await_welcome(self.sub, deadline, lambda: self.stopping))
+        self.seq.welcome(sockets.await_welcome(self.sub, deadline, self.stop_requested))
 
     def _apply_tick(self, t: wire.Tick, written: list[int]) -> None:
         c = self.counters

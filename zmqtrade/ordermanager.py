@@ -25,7 +25,7 @@ import zmq
 
 from zmqtrade import journal, sockets, wire
 from zmqtrade.book import Book
-from zmqtrade.journal import FILENAME, Journal
+from zmqtrade.journal import FILENAME, Journal, JournalError
 from zmqtrade.risk import RiskBook
 from zmqtrade.service import LOG_DATEFMT, Service, serve
 
@@ -41,10 +41,7 @@ class OrderManager(Service):
 
     def open(self) -> dict[str, str]:
         self.book = self.own(Book.attach(self.args.book, timeout=5.0))
-        self.router = self.track(sockets.router(self.ctx, self.topo.ordermanager.endpoint,
-                                                curve=self.curve("ordermanager.endpoint")))
         om = self.topo.ordermanager
-        self.journal = self.own(Journal(self.args.run_dir / FILENAME, om.fsync))
         self.commit_every = 1 if om.fsync == "order" else COMMIT_EVERY
         self.risk = RiskBook(om.risk)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
@@ -56,24 +53,27 @@ class OrderManager(Service):
         self._lines: list[str] = []                   # its human log lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
                              duplicate_orders=0, replies_undeliverable=0, journal_replayed=0)
-        self.replay(self.journal.recovered)
-        return {"ordermanager.endpoint": sockets.bound_endpoint(self.router)}
-
-    def replay(self, records: list[dict]) -> None:
-        """Rebuild positions, order ids and the duplicate filter from a previous life's journal."""
-        for rec in records:
-            o = journal.as_order(rec)
-            self.risk.apply(o)
-            self._remember((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"],
-                                                     rec["recv_ts"], rec["recv_ts"]))
-            self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
+        self.journal = self.own(Journal(self.args.run_dir / FILENAME, om.fsync, self.replay))
         self._fresh.clear()
-        self.journal.recovered = []
-        if records:
-            self.counters["journal_replayed"] = len(records)
-            self.log.info("rebuilt from the journal: %d fills, next order id %d%s", len(records),
+        if self.journal.recovered:
+            self.counters["journal_replayed"] = self.journal.recovered
+            self.log.info("rebuilt from the journal: %d fills, next order id %d%s", self.journal.recovered,
                           self.next_order_id, f" (cut a torn last record of {self.journal.torn_bytes} bytes)"
                           if self.journal.torn_bytes else "")
+        self.router = self.track(sockets.router(self.ctx, om.endpoint, curve=self.curve("ordermanager.endpoint")))
+        return {"ordermanager.endpoint": sockets.bound_endpoint(self.router)}
+
+    def replay(self, rec: dict) -> None:
+        """Rebuild positions, order ids and the duplicate filter from a previous life's record."""
+        try:
+            o = journal.as_order(rec)
+            self.risk.apply(o)
+        except (KeyError, TypeError) as exc:
+            raise JournalError(f"{self.args.run_dir / FILENAME}: a record without a valid {exc} field; "
+                               f"not replayed (move the journal aside to start afresh)") from None
+        self._remember((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"],
+                                                 rec["recv_ts"], rec["recv_ts"]))
+        self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
 
     def _reply(self, identity: bytes, body: bytes) -> None:
         try:
@@ -236,6 +236,7 @@ class OrderManager(Service):
                         break
                     if len(self._fresh) >= self.commit_every:
                         self.commit()
+                        self.report_progress()  # a long backlog (fsync per order) is not a hang
                 self.commit()
             if ctl is not None and ctl in events:
                 self.service_control()

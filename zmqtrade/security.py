@@ -35,11 +35,10 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from zmqtrade.topology import Topology
@@ -198,18 +197,22 @@ class _KeyList:
         return False
 
 
-class _NamingAuthenticator(ThreadAuthenticator):
-    """Names each admitted connection after its key pair: libzmq attaches the ZAP reply's user id
-    to every message as the ``User-Id`` property, so the order manager can check that an order's
-    ``strategy`` is the sender's own name, and one admitted key cannot trade as another."""
+def _naming_authenticator(ctx: zmq.Context, names: Mapping[bytes, str], log: logging.Logger) -> Any:
+    """A started ThreadAuthenticator that names each admitted connection after its key pair:
+    libzmq attaches the ZAP reply's user id to every message as the ``User-Id`` property, so the
+    order manager can check that an order's ``strategy`` is the sender's own name, and one
+    admitted key cannot trade as another. (Imported here: zmq.auth.thread pulls in asyncio,
+    ~7 MB, which processes without CURVE should not carry.)"""
+    from zmq.auth.thread import ThreadAuthenticator
 
-    def __init__(self, ctx: zmq.Context, names: Mapping[bytes, str], log: logging.Logger) -> None:
-        super().__init__(ctx, log=log)
-        self.names = dict(names)
+    class NamingAuthenticator(ThreadAuthenticator):
+        def curve_user_id(self, client_public_key: bytes) -> str:
+            z85_key = z85.encode(client_public_key)
+            return names.get(z85_key, z85_key.decode("ascii"))
 
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        z85_key = z85.encode(client_public_key)
-        return self.names.get(z85_key, z85_key.decode("ascii"))
+    auth = NamingAuthenticator(ctx, log=log)
+    auth.start()
+    return auth
 
 
 class ProcessSecurity:
@@ -228,7 +231,7 @@ class ProcessSecurity:
         self.server_keys = {server: _load(public_path(keys, server), want_secret=False)[0]
                             for server in sorted(set(SERVERS.values()))}
         self.served = [key for key, server in SERVERS.items() if server == name]
-        self.auth: ThreadAuthenticator | None = None
+        self.auth: Any = None  # a ThreadAuthenticator, for a server
         if self.served:
             clients = clients_of(topo)
             providers = {}
@@ -239,8 +242,7 @@ class ProcessSecurity:
                 names.update(admitted)
             # Started before any server socket exists: a CURVE handshake that found no ZAP
             # handler would be admitted without a check.
-            self.auth = _NamingAuthenticator(ctx, names, logging.getLogger("zmq.auth"))
-            self.auth.start()
+            self.auth = _naming_authenticator(ctx, dict(names), logging.getLogger("zmq.auth"))
             for zap_domain, provider in providers.items():
                 self.auth.configure_curve_callback(zap_domain, provider)
 

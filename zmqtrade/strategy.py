@@ -8,7 +8,7 @@ gateway timestamp, so the ack's arrival gives tick-to-ack latency.
 Orders are at least once, with the order manager's duplicate filter making the effect exactly
 once: an order unanswered after ``order_timeout_s`` is sent again with the same client order id,
 until it is answered (so an order manager restart needs no action here). Client order ids start
-from the wall clock (microseconds x 1000), so a restarted strategy's ids never repeat its
+from the monotonic clock (microseconds x 1000), so a restarted strategy's ids never repeat its
 previous life's. It trades only on a live book: with the book's writer dead or its heartbeat
 older than ``book_max_age_s``, quotes and news are skipped and counted.
 """
@@ -34,14 +34,16 @@ REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
            wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f))}
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
+MAX_RESEND_DOUBLINGS = 4   # an order's re-send wait grows to 16 x order_timeout_s at most
 BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
 
 
 def first_clordid() -> int:
     """Client order ids of a new life of this strategy: above any a previous life could have used
     (it would have to send 1000 orders per microsecond to catch up), so the order manager's
-    duplicate filter never mistakes a new order for an old one."""
-    return time.time_ns() // 1_000 * 1_000
+    duplicate filter never mistakes a new order for an old one. From CLOCK_MONOTONIC, which
+    never steps back (the wall clock can, under NTP) and is one clock for the whole host."""
+    return time.monotonic_ns() // 1_000 * 1_000
 
 
 class IdRanges:
@@ -87,10 +89,11 @@ class StrategyProcess(Service):
         self.news = self.subscribe("gateway.news", topo.gateway.hwm)
         self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name,
                                                 curve=self.curve("ordermanager.endpoint")))
-        self.pending: dict[int, tuple[OrderRequest, wire.Order, int]] = {}  # clordid -> (req, sent, due again)
+        self.pending: dict[int, tuple[OrderRequest, wire.Order, int, int]] = {}  # clordid -> (req, sent, due, re-sends)
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
         self.first_clordid = self.next_clordid = first_clordid()
         self.timeout_ns = int(spec.order_timeout_s * 1e9)
+        self._resend_at = 1 << 62  # monotonic ns when the first pending order is due again, or earlier
         self.acked = IdRanges()
         self.max_book_age_ns = int(spec.book_max_age_s * 1e9)
         self._book_problem: str | None = None
@@ -107,8 +110,8 @@ class StrategyProcess(Service):
         return {}
 
     def await_ready(self, deadline: float) -> None:
-        self.bell_seq.welcome(sockets.await_welcome(self.doorbell, deadline, lambda: self.stopping))
-        self.news_seq.welcome(sockets.await_welcome(self.news, deadline, lambda: self.stopping))
+        self.bell_seq.welcome(sockets.await_welcome(self.doorbell, deadline, self.stop_requested))
+        self.news_seq.welcome(sockets.await_welcome(self.news, deadline, self.stop_requested))
 
     # ------------------------------------------------------------------ orders
     def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
@@ -126,11 +129,13 @@ class StrategyProcess(Service):
             return
         now = time.monotonic_ns()
         due = now + self.timeout_ns
+        if not self.pending:
+            self._resend_at = due
         out = []
         for cid, req, tick_ts, book_ts, decide_ts in self._queued:
             o = wire.Order(cid, self.name, req.symbol, req.side, req.qty, float(req.price),
                            tick_ts, book_ts, decide_ts, now)
-            self.pending[cid] = (req, o, due)
+            self.pending[cid] = (req, o, due, 0)
             out.append(o)
         self._queued.clear()
         self._send(out)
@@ -144,36 +149,30 @@ class StrategyProcess(Service):
             except zmq.Again:  # the order manager is away and our queue is full: the re-send timer retries
                 self.counters["order_sends_deferred"] = self.counters.get("order_sends_deferred", 0) + 1
 
-    def resend_due(self) -> None:
-        """Send again every order unanswered past its timeout (same id: the order manager answers a
-        duplicate with the original reply). ``pending`` is in due order (re-sent ones move to the
-        end), so when nothing is due this is one look at its first entry."""
+    def resend_due(self, now: int) -> None:
+        """Send again every order unanswered past its due time (same id: the order manager answers
+        a duplicate with the original reply). Each order's wait doubles per re-send, up to
+        ``MAX_RESEND_DOUBLINGS``, so a long outage does not queue a copy per timeout of everything.
+        ``_resend_at`` (the earliest due time, or earlier) makes the idle case one comparison."""
+        if now < self._resend_at:
+            return
         pending = self.pending
-        if not pending:
-            return
-        now = time.monotonic_ns()
-        if pending[next(iter(pending))][2] > now:
-            return
         again = []
-        while pending:
-            cid = next(iter(pending))
-            req, o, due = pending[cid]
+        for cid, (req, o, due, tries) in list(pending.items()):
             if due > now:
-                break
-            del pending[cid]
+                continue
             o = o._replace(send_ts=now)
-            pending[cid] = (req, o, now + self.timeout_ns)
+            pending[cid] = (req, o, now + (self.timeout_ns << min(tries + 1, MAX_RESEND_DOUBLINGS)), tries + 1)
             again.append(o)
-        self.counters["orders_resent"] += len(again)
-        self.log.warning("re-sending %d unanswered orders (first id %d)", len(again), again[0].clordid)
-        self._send(again)
+        self._resend_at = min((e[2] for e in pending.values()), default=1 << 62)
+        if again:
+            self.counters["orders_resent"] += len(again)
+            self.log.warning("re-sending %d unanswered orders (first id %d)", len(again), again[0].clordid)
+            self._send(again)
 
-    def next_wake_ms(self) -> int:
+    def next_wake_ms(self, now: int) -> int:
         """Poll timeout: until the first re-send is due, at most 100 ms."""
-        if not self.pending:
-            return 100
-        due = self.pending[next(iter(self.pending))][2]
-        return max(0, min(100, (due - time.monotonic_ns()) // 1_000_000 + 1))
+        return max(0, min(100, (self._resend_at - now) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
         c = self.counters
@@ -186,12 +185,12 @@ class StrategyProcess(Service):
                     c["duplicate_replies" if self.first_clordid <= reply.clordid < self.next_clordid
                       else "unmatched_replies"] += 1
                     continue
-                req, sent, _ = entry
+                req, sent, _, tries = entry
                 if reply.filled:
                     c["orders_acked"] += 1
                     self.acked.add(reply.clordid)
                     self.strategy.record_fill(req)
-                    if sent.tick_ts:
+                    if sent.tick_ts and not tries:  # a re-sent order's stamps mix two sends: no hops
                         self.record_hops(sent, reply, now)
                 else:
                     c["orders_rejected"] += 1
@@ -293,7 +292,7 @@ class StrategyProcess(Service):
                     replies_deadline = replies_deadline or now + STOP_REPLIES_S
                     if not self.pending or now >= replies_deadline:
                         break
-            events = dict(poller.poll(min(self.next_wake_ms(), 20 if self.stopping else 100)))
+            events = dict(poller.poll(min(self.next_wake_ms(time.monotonic_ns()), 20 if self.stopping else 100)))
             self.report_progress()
             if self.orders in events:
                 self.on_replies()
@@ -304,7 +303,7 @@ class StrategyProcess(Service):
             if ctl is not None and ctl in events:
                 self.service_control()
             self.flush_orders()
-            self.resend_due()
+            self.resend_due(time.monotonic_ns())
         self.bell_seq.end(bell_eos)
         self.news_seq.end(news_eos)
         if self.pending:
