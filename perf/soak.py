@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from statistics import median
 
 from perf.stack import Setup, run
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{name} grows {growth:.2f} MB/min")
 
     c = rep["counters"]
-    records = rep["journal"]
-    journaled = Counter((r["strategy"], r["clordid"]) for r in records)
+    journaled = rep["journaled"]
     twice = [k for k, n in journaled.items() if n > 1]
     acked = {(name, i) for name, p in rep["processes"].items()
              for lo, hi in p.get("acked_ids", []) for i in range(lo, hi + 1)}
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n  ticks published {c['ticks_published']:,}  applied {c['ticks_applied']:,}  gaps {c['tick_gaps']}"
           f"  delivered {rep['delivered']:.1%}")
     print(f"  orders sent {c['orders_sent']:,}  acked {c['orders_acked']:,}  rejected {c['orders_rejected']:,}"
-          f"  unanswered {c['orders_unanswered']}  re-sent {c['orders_resent']}  journal {len(records):,}")
+          f"  unanswered {c['orders_unanswered']}  re-sent {c['orders_resent']}  journal {sum(journaled.values()):,}")
     print(f"  tick_to_ack p50 {lat['p50']:.0f} us  p99 {lat['p99']:.0f} us  max {lat['max']:.0f} us;"
           f"  stack CPU {rep['cpu_total']:.0f}%  RSS max {rep['rss_max_mb']:.0f} MB"
           f"  (median process CPU {median(p['cpu_percent']['mean'] for p in rep['processes'].values()):.0f}%)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def run(s: Setup, samples: bool = False) -> dict[str, Any]:
     due is the larger of what the schedule called for in the launcher's window and what the
     gateway published (it streams a little past that window), so it never reads above 100%.
     With ``samples``, also ``resources``: the rows of resources.csv (psutil samples over time)
-    and ``journal``: the journal's records."""
+    and ``journaled``: how often each (strategy, clordid) is in the journal."""
     with tempfile.TemporaryDirectory(prefix="zmqtrade-bench-") as d:
         tmp = Path(d)
         path = tmp / "bench.yaml"
@@ -90,7 +91,7 @@ def run(s: Setup, samples: bool = False) -> dict[str, Any]:
         if samples:
             with open(tmp / "run" / "resources.csv", newline="") as fh:
                 report["resources"] = list(csv.DictReader(fh))
-            report["journal"] = list(journal.read(tmp / "run" / journal.FILENAME))
+            report["journaled"] = Counter((r["strategy"], r["clordid"]) for r in journal.read(tmp / "run" / journal.FILENAME))
     c = report["counters"]
     scheduled = s.rate * report["duration_s"]
     due = max(scheduled, c["ticks_published"])

@@ -86,12 +86,13 @@ def test_gateway_streams_sequenced_paced_ticks_and_news(write_topology, componen
 
 
 # --------------------------------------------------------------------------- orderbook
-def orderbook_rig(write_topology, component, book, ctx, tmp_path, **orderbook):
-    """A started orderbook process fed by the test's own price XPUB, its doorbell subscribed."""
+def orderbook_rig(write_topology, component, book, ctx, tmp_path, make_pub=None, **orderbook):
+    """A started orderbook process fed by the test's own price XPUB (``make_pub(ctx, endpoint)``,
+    by default zmqtrade's publisher), its doorbell subscribed."""
     ep = f"ipc://{tmp_path}/p.ipc"
     topo = write_topology({"gateway": {"prices": ep},
                            "orderbook": {"doorbell": f"ipc://{tmp_path}/d.ipc", **orderbook}})
-    pub = sockets.publisher(ctx, ep, "prices", 1, 1000, False)
+    pub = (make_pub or (lambda c, e: sockets.publisher(c, e, "prices", 1, 1000, False)))(ctx, ep)
     ob = component("orderbook", topo, book.name)
     ready = ob.expect("ready", serve=[pub])
     bell = sockets.subscriber(ctx, ready["endpoints"]["orderbook.doorbell"])

@@ -25,7 +25,7 @@ import msgpack
 import zmq
 
 from conftest import BASE
-from test_components import strategy_rig
+from test_components import orderbook_rig, strategy_rig
 from zmqtrade import sockets, wire
 from zmqtrade.wire import MAX_BATCH, MAX_BODY, VERSION, Kind, WireError
 
@@ -527,23 +527,17 @@ PRICES = {Kind.TICK: wire.as_tick, Kind.TICKS: wire.as_ticks}
 
 @contextlib.contextmanager
 def fed_orderbook(write_topology, component, book, tmp_path) -> Iterator[tuple[Any, zmq.Socket, zmq.Socket]]:
-    """A started orderbook fed by the test's own price XPUB, its doorbell subscribed; closed after."""
-    ep = f"ipc://{tmp_path}/p.ipc"
-    topo = write_topology({"gateway": {"prices": ep}, "orderbook": {"doorbell": f"ipc://{tmp_path}/d.ipc"}})
+    """:func:`orderbook_rig` with the test's verbose, roomy XPUB; its sockets closed after."""
     ctx = zmq.Context()
-    pub = xpub(ctx, ep, "prices")
-    bell = None
+    pub = bell = None
     try:
-        ob = component("orderbook", topo, book.name)
-        ready = ob.expect("ready", serve=[pub])
-        bell = sockets.subscriber(ctx, ready["endpoints"]["orderbook.doorbell"])
-        sockets.await_welcome(bell, time.monotonic() + 10)
-        ob.start()
+        pub, ob, bell = orderbook_rig(write_topology, component, book, ctx, tmp_path,
+                                      make_pub=lambda c, e: xpub(c, e, "prices"))
         yield ob, pub, bell
     finally:
-        if bell is not None:
-            bell.close(linger=0)
-        pub.close(linger=0)
+        for sock in (bell, pub):
+            if sock is not None:
+                sock.close(linger=0)
         ctx.term()
 
 

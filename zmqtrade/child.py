@@ -91,6 +91,14 @@ class Child:
         return self.proc.poll() if self.proc else None
 
     @property
+    def exit_reason(self) -> str:
+        """How it ended, for failures and events: its exit code, or the signal that killed it."""
+        code = self.exit_code
+        if code is None:
+            return "still running"
+        return f"exited with code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+
+    @property
     def running(self) -> bool:
         if self.proc is None:  # the launcher describing itself: sampled, never started
             return self.ps is not None

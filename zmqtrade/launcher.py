@@ -224,15 +224,12 @@ class Launcher:
             msg = self.control.recv(0)
         self._sample_due()
 
-    def _check_exits(self) -> Child | None:
-        """The first child found dead while the stack starts, if any (that ends the run)."""
-        for c in self.children.values():
-            code = c.exit_code
-            if code is None or c.expected_exit or any(f["process"] == c.name for f in self.failures):
-                continue
-            self._fail(c, f"exited with code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}")
-            return c
-        return None
+    def _unexpected_exits(self) -> list[Child]:
+        """Children dead without being told to stop whose exit nobody handled yet (failed it, or
+        scheduled a restart)."""
+        failed = {f["process"] for f in self.failures}
+        return [c for c in self.children.values() if c.exit_code is not None and not c.expected_exit
+                and c.restart_at is None and c.name not in failed]
 
     def _fail(self, c: Child, reason: str) -> None:
         tail = c.tail(LOG_TAIL_LINES)
@@ -251,7 +248,10 @@ class Launcher:
                 self._spawn(name, topo_path)
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not all(self.children[n].ready for n in level):
-                if self.interrupts or self._check_exits():
+                dead = self._unexpected_exits()  # while starting, any exit ends the run
+                for c in dead:
+                    self._fail(c, c.exit_reason)
+                if self.interrupts or dead:
                     return False
                 if time.monotonic() >= deadline:
                     for n in level:
@@ -284,9 +284,7 @@ class Launcher:
     # ------------------------------------------------------------------ supervision
     def _handle_exit(self, c: Child, now: float) -> bool:
         """Apply ``c``'s restart policy to its unexpected exit; False if the run must end."""
-        code = c.exit_code
-        why = ("killed: no heartbeat" if c.unresponsive else
-               f"exited with code {code}" if code is not None and code >= 0 else f"killed by {signal.Signals(-code).name}")
+        why = "killed: no heartbeat" if c.unresponsive else c.exit_reason
         policy = self.topo.restart_policy(c.name)
         recent = [t for t in c.restarts if now - t < policy.window_s]
         if policy.policy == "never" or len(recent) >= policy.max_restarts:
@@ -375,9 +373,7 @@ class Launcher:
             now = time.monotonic()
             self._inject_faults(now)
             self._check_liveness(now)
-            dead = [c for c in self.children.values()
-                    if c.exit_code is not None and not c.expected_exit and c.restart_at is None]
-            if not all(self._handle_exit(c, now) for c in dead):
+            if not all(self._handle_exit(c, now) for c in self._unexpected_exits()):
                 break
             self._restart_due(now)
 
@@ -411,7 +407,7 @@ class Launcher:
                 ok = (0, None, -signal.SIGTERM) if c.terminated else (0, None)
                 if c.exit_code not in ok and not c.killed and c.restart_at is None \
                         and not any(f["process"] == c.name for f in self.failures):
-                    self._fail(c, f"exited with code {c.exit_code} while stopping")
+                    self._fail(c, f"{c.exit_reason} while stopping")
 
     def _hold_pm_qos(self) -> int | None:
         """Hold a CPU wake-up latency limit (PM QoS) for the run, if the topology asks for one.

@@ -108,8 +108,11 @@ class OrderManager(Service):
                 self.forgotten[strategy] = cid
         return reply
 
-    def _reject(self, cid: int, reason: str, recv_ts: int, what: str) -> list:
+    def _reject(self, cid: int, reason: str, recv_ts: int, what: str | wire.Order) -> list:
+        """A reject's reply fields; its log line names the order (its text cut short if hostile)."""
         self.counters["orders_rejected"] += 1
+        if type(what) is wire.Order:
+            what = f"{_shown(what.strategy)} {_shown(what.side)} {what.qty} {_shown(what.symbol)}"
         self._lines.append(f"order - {what} rejected: {reason}")
         return [cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns()]
 
@@ -163,19 +166,15 @@ class OrderManager(Service):
         """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
         c = self.counters
         if o.strategy not in self.topo.strategies:  # first, and remembered nowhere: no state for strangers
-            return self._reject(o.clordid, f"unknown strategy {wire.brief(o.strategy)}", recv_ts,
-                                f"{wire.brief(o.strategy)} {wire.brief(o.side)} {o.qty} {wire.brief(o.symbol)}")
+            return self._reject(o.clordid, f"unknown strategy {wire.brief(o.strategy)}", recv_ts, o)
         key = (o.strategy, o.clordid)
         previous = self.replies.get(key)
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
-        known = o.symbol in self.book.index and o.side in wire.SIDES  # else quoted and cut: hostile text
-        what = f"{o.strategy} {o.side} {o.qty} {o.symbol}" if known else \
-            f"{o.strategy} {wire.brief(o.side)} {o.qty} {wire.brief(o.symbol)}"
         if o.clordid <= self.forgotten.get(o.strategy, 0):
             c["duplicate_orders"] += 1
-            return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, what)
+            return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, o)
         reason = self._validate(o)
         if reason is None:
             quote = self.book.read(self.book.index[o.symbol])
@@ -185,14 +184,14 @@ class OrderManager(Service):
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.check(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            return self._remember(key, self._reject(o.clordid, reason, recv_ts, what))
+            return self._remember(key, self._reject(o.clordid, reason, recv_ts, o))
         order_id = self.next_order_id
         self.next_order_id += 1
         self._records.append(journal.record(order_id, o, fill, recv_ts))
         self.risk.apply(o)
         c["orders_filled"] += 1
         reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0])
-        self._lines.append(f"order {order_id} {what} @ {fill:.2f} filled")
+        self._lines.append(f"order {order_id} {o.strategy} {o.side} {o.qty} {o.symbol} @ {fill:.2f} filled")
         return reply
 
     def commit(self) -> None:
@@ -242,6 +241,12 @@ class OrderManager(Service):
                 self.service_control()
             if self.stopping and not self.router.poll(0):
                 break
+
+def _shown(text: str) -> str:
+    """Client text for a log line: as is when short and printable, else quoted and cut (a newline
+    in a symbol must not forge a log line, nor 20 KB of it flood the log)."""
+    return text if len(text) <= 32 and text.isprintable() else wire.brief(text)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     return serve(OrderManager, argv)

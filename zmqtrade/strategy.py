@@ -36,6 +36,7 @@ STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream en
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
 MAX_RESEND_DOUBLINGS = 4   # an order's re-send wait grows to 16 x order_timeout_s at most
 BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
+NEVER = 1 << 62             # a re-send time no clock reaches: nothing pending
 
 
 def first_clordid() -> int:
@@ -72,10 +73,6 @@ class IdRanges:
         else:
             runs.append([n, n])
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        for lo, hi in self.runs:
-            yield from range(lo, hi + 1)
-
 
 class StrategyProcess(Service):
     kind = "strategy"
@@ -93,7 +90,7 @@ class StrategyProcess(Service):
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
         self.first_clordid = self.next_clordid = first_clordid()
         self.timeout_ns = int(spec.order_timeout_s * 1e9)
-        self._resend_at = 1 << 62  # monotonic ns when the first pending order is due again, or earlier
+        self._resend_at = NEVER  # monotonic ns when the first pending order is due again, or earlier
         self.acked = IdRanges()
         self.max_book_age_ns = int(spec.book_max_age_s * 1e9)
         self._book_problem: str | None = None
@@ -149,11 +146,14 @@ class StrategyProcess(Service):
             except zmq.Again:  # the order manager is away and our queue is full: the re-send timer retries
                 self.counters["order_sends_deferred"] = self.counters.get("order_sends_deferred", 0) + 1
 
-    def resend_due(self, now: int) -> None:
+    def resend_due(self) -> None:
         """Send again every order unanswered past its due time (same id: the order manager answers
         a duplicate with the original reply). Each order's wait doubles per re-send, up to
         ``MAX_RESEND_DOUBLINGS``, so a long outage does not queue a copy per timeout of everything.
         ``_resend_at`` (the earliest due time, or earlier) makes the idle case one comparison."""
+        if self._resend_at == NEVER:
+            return
+        now = time.monotonic_ns()
         if now < self._resend_at:
             return
         pending = self.pending
@@ -164,15 +164,17 @@ class StrategyProcess(Service):
             o = o._replace(send_ts=now)
             pending[cid] = (req, o, now + (self.timeout_ns << min(tries + 1, MAX_RESEND_DOUBLINGS)), tries + 1)
             again.append(o)
-        self._resend_at = min((e[2] for e in pending.values()), default=1 << 62)
+        self._resend_at = min((e[2] for e in pending.values()), default=NEVER)
         if again:
             self.counters["orders_resent"] += len(again)
             self.log.warning("re-sending %d unanswered orders (first id %d)", len(again), again[0].clordid)
             self._send(again)
 
-    def next_wake_ms(self, now: int) -> int:
+    def next_wake_ms(self) -> int:
         """Poll timeout: until the first re-send is due, at most 100 ms."""
-        return max(0, min(100, (self._resend_at - now) // 1_000_000 + 1))
+        if self._resend_at == NEVER:
+            return 100
+        return max(0, min(100, (self._resend_at - time.monotonic_ns()) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
         c = self.counters
@@ -292,7 +294,7 @@ class StrategyProcess(Service):
                     replies_deadline = replies_deadline or now + STOP_REPLIES_S
                     if not self.pending or now >= replies_deadline:
                         break
-            events = dict(poller.poll(min(self.next_wake_ms(time.monotonic_ns()), 20 if self.stopping else 100)))
+            events = dict(poller.poll(min(self.next_wake_ms(), 20 if self.stopping else 100)))
             self.report_progress()
             if self.orders in events:
                 self.on_replies()
@@ -303,7 +305,7 @@ class StrategyProcess(Service):
             if ctl is not None and ctl in events:
                 self.service_control()
             self.flush_orders()
-            self.resend_due(time.monotonic_ns())
+            self.resend_due()
         self.bell_seq.end(bell_eos)
         self.news_seq.end(news_eos)
         if self.pending:
