@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,23 @@ def test_created_book_is_private_and_readable_by_another_mapping(tmp_path):
         other.close()
         assert (SHM / b.name).exists()  # a reader closing never unlinks
     assert not (SHM / b.name).exists()  # the owner does
+
+
+def test_a_write_left_unfinished_by_a_dead_writer_neither_stalls_readers_nor_outlives_a_new_writer():
+    """A writer SIGSTOPped and then SIGKILLed between its two seq stores leaves the slot odd."""
+    with Book.create(segment_name("t3"), ["AAA", "BBB"]) as b:
+        b.write(0, 1.0, 2.0, 1.5, 100, 1, 10, 20)
+        b.write(1, 3.0, 4.0, 3.5, 100, 2, 10, 20)
+        reader = Book.attach(b.name)
+        b._u[b._base] += 1  # slot 0 mid-write, for good
+        t0 = time.monotonic()
+        assert reader.read(0) is None  # gives up after READ_DEADLINE_S instead of raising
+        assert time.monotonic() - t0 < 1.0
+        b.claim_writer()  # the restarted writer: the unfinished slot becomes never written
+        assert reader.read(0) is None and reader.read(1).bid == 3.0
+        b.write(0, 5.0, 6.0, 5.5, 100, 3, 10, 20)
+        assert reader.read(0).bid == 5.0
+        reader.close()
 
 
 def test_slots_are_64_byte_aligned(tmp_path):

@@ -36,7 +36,9 @@ PREFIX = "zmqtrade_"
 """Every segment zmqtrade creates is named PREFIX<creator pid>_<tag>, so stale ones can be found."""
 
 SHM_DIR = Path("/dev/shm")
-READ_DEADLINE_S = 1.0
+READ_DEADLINE_S = 0.1
+"""A slot mid-write for longer has a writer that stopped or died inside the write: the read gives
+up (None) rather than stall the reader's event loop, and the writer's liveness says why."""
 """A slot mid-write for longer than this means its writer died or hangs mid-write."""
 _new = tuple.__new__
 _BUSY = object()
@@ -195,7 +197,15 @@ class Book:
         return self._u[H_HEARTBEAT]
 
     def claim_writer(self) -> None:
-        self._u[H_WRITER_PID] = os.getpid()
+        """Become the book's writer. A slot a dead writer left mid-write (killed between the two
+        seq stores) is reset to never written: its fields may be torn, and until the next tick
+        readers get None for it instead of waiting on a write that will never finish."""
+        u = self._u
+        for slot in range(len(self.symbols)):
+            b = self._base + slot * SLOT_WORDS
+            if u[b] & 1:
+                u[b] = 0
+        u[H_WRITER_PID] = os.getpid()
         self.heartbeat()
 
     def writer_problem(self, max_age_ns: int, now_ns: int) -> str | None:
@@ -236,7 +246,8 @@ class Book:
         u[H_HEARTBEAT] = write_ts
 
     def read(self, slot: int) -> Quote | None:
-        """A consistent snapshot of ``slot``, or None if it was never written."""
+        """A consistent snapshot of ``slot``; None if it was never written, or if it stayed
+        mid-write for ``READ_DEADLINE_S`` (its writer stopped inside a write)."""
         q = self._attempt(slot)
         return q if q is not _BUSY else self._read_contended(slot)
 
@@ -261,7 +272,7 @@ class Book:
             if spins > 16:
                 os.sched_yield()
                 if time.monotonic() > deadline:
-                    raise BookError(f"slot {slot} stayed mid-write for {READ_DEADLINE_S} s; is its writer stuck?")
+                    return None
         return q
 
     def snapshot(self) -> Any:
