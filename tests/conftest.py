@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import psutil
 import pytest
@@ -82,9 +82,9 @@ STARTED: set[int] = set()
 class LauncherRun:
     """``python launch.py`` as a subprocess, its stdout read on a thread so we can wait on lines."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, args: list[str], cwd: Path, prefix: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen([*prefix, sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         STARTED.add(self.proc.pid)
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
@@ -154,8 +154,10 @@ class LauncherRun:
 def launch(tmp_path: Path) -> Iterator[Any]:
     runs: list[LauncherRun] = []
 
-    def start(*args: str) -> LauncherRun:
-        run = LauncherRun(list(args), tmp_path)
+    def start(*args: str, prefix: Sequence[str] = (), env: dict[str, str] | None = None) -> LauncherRun:
+        """``prefix`` runs it through another command (``ip netns exec NS``), which must exec it
+        (same pid)."""
+        run = LauncherRun(list(args), tmp_path, prefix, env)
         runs.append(run)
         return run
 

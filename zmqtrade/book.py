@@ -25,6 +25,7 @@ from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+from zmqtrade import clock
 from zmqtrade.errors import ResourceError
 
 MAGIC = 0x5A4D51424F4F4B31  # "ZMQBOOK1"
@@ -221,7 +222,7 @@ class Book:
         return None
 
     def heartbeat(self, now_ns: int | None = None) -> None:
-        self._u[H_HEARTBEAT] = now_ns if now_ns is not None else time.monotonic_ns()
+        self._u[H_HEARTBEAT] = now_ns if now_ns is not None else clock.now_ns()
 
     # ------------------------------------------------------------------ slots
     def write(self, slot: int, bid: float, ask: float, last: float, size: int,

@@ -36,6 +36,8 @@ class Child:
     kind: str
     argv: Sequence[str]
     log_path: Path
+    host: str = ""
+    """The topology host it runs on, in a multi-host stack."""
     proc: subprocess.Popen | None = None
     ps: psutil.Process | None = None
     samples: list[Sample] = field(default_factory=list)
@@ -161,6 +163,49 @@ class Child:
             "samples": len(s),
             "cpu_samples": len(inside),
         }
+
+
+    def record(self, shift_s: float = 0.0, exit_code: int | None = None) -> dict[str, Any]:
+        """What the report needs of this process, as plain data for another host's launcher;
+        sample times moved by ``shift_s`` into that launcher's time base."""
+        return {
+            "name": self.name, "kind": self.kind, "host": self.host, "pid": self.pid,
+            "exit_code": self.exit_code if exit_code is None else exit_code, "killed": self.killed,
+            "restarts": len(self.restarts), "stats": self.stats, "earlier_lives": self.earlier_lives,
+            "samples": [[s.t_s + shift_s, s.cpu_percent, s.rss_bytes, s.uss_bytes, s.threads, s.ctx_switches,
+                         s.open_fds] for s in self.samples],
+            "progress": [[t + shift_s, counters] for t, counters in self.progress],
+        }
+
+
+@dataclass
+class RecordedChild(Child):
+    """A process another host's launcher ran, rebuilt from its :meth:`Child.record` for the
+    combined report: it reads like a Child that has exited."""
+
+    recorded_pid: int = 0
+    recorded_exit: int | None = None
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any], log_path: Path) -> "RecordedChild":
+        return cls(rec["name"], rec["kind"], [], log_path, host=rec.get("host", ""), killed=bool(rec["killed"]),
+                   restarts=[0.0] * int(rec["restarts"]), stats=rec.get("stats"),
+                   earlier_lives=list(rec.get("earlier_lives") or []),
+                   samples=[Sample(*row) for row in rec.get("samples") or []],
+                   progress=[(float(t), dict(c)) for t, c in rec.get("progress") or []],
+                   recorded_pid=int(rec["pid"]), recorded_exit=rec.get("exit_code"))
+
+    @property
+    def pid(self) -> int:
+        return self.recorded_pid
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.recorded_exit
+
+    @property
+    def running(self) -> bool:
+        return False
 
 
 def module_argv(kind: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Command line.
 
     zmqtrade run FILE [FILE ...] [--set K=V ...] [--sweep K=V1,V2 ...]   (what launch.py does)
+    zmqtrade run FILE --host NAME [--lead HOST]       (one host's share of a multi-host stack)
     zmqtrade check FILE [--set K=V ...]
     zmqtrade compare RUN_DIR [RUN_DIR ...]
     zmqtrade keys DIR [NAME ...] [--topology FILE] [--force]         (CURVE key pairs)
@@ -38,6 +39,11 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
                    help="where logs, journal and report go (default runs/<time>-<topology>); "
                         "for a sweep, the folder that gets one run directory per point")
+    p.add_argument("--host", default=None, metavar="NAME",
+                   help="start only this host's processes of a multi-host topology (one launcher per host)")
+    p.add_argument("--lead", default=None, metavar="HOST",
+                   help="the host whose launcher coordinates and writes the combined report (default: the "
+                        "gateway's); give the same on every host")
     p.add_argument("-v", "--verbose", action="store_true", help="show every order line on the console")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no merged view of the processes' logs (the launcher's own lines and the report still print)")
@@ -62,6 +68,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.T
     """Every (file, overrides, validated topology) to run, all checked before any starts."""
     try:
         sets = dict(overrides.parse_assignment(s) for s in args.sets)
+        if args.lead is not None:
+            sets["lead"] = args.lead
         sweeps = [overrides.parse_sweep(s) for s in args.sweeps]
     except overrides.OverrideError as exc:
         _fail([f"--set/--sweep {exc}"], "bad override")
@@ -79,6 +87,10 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
         print(f"{prog}: --duration must be >= 0", file=sys.stderr)
         return 2
     runs = plan(args)
+    problem = placement_problem(runs, args.host)
+    if problem and not (args.check and args.host is None):
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 2
     shown: set[str] = set()
     for path, _, topo in runs:  # before anything starts, so they are seen first
         for warning in topology.warnings(topo):
@@ -91,7 +103,7 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
             print(topology.describe(topo) + (f"\n  (sweep point {overrides.label(point)})" if point else ""))
         print("ok")
         return 0
-    from zmqtrade.launcher import Launcher, check_run_dir, default_run_dir
+    from zmqtrade.launcher import check_run_dir, default_run_dir
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, datefmt=LOG_DATEFMT,
                         format="launcher | %(asctime)s %(message)s")
@@ -102,9 +114,36 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
             return 2
     if len(runs) == 1:
         topo = runs[0][2]
-        return Launcher(topo, args.run_dir or default_run_dir(topo), args.duration,
-                        verbose=args.verbose, console=not args.quiet).run()
+        cls, host = launcher_for(topo, args.host)
+        return cls(topo, args.run_dir or default_run_dir(topo, host), args.duration,
+                   verbose=args.verbose, console=not args.quiet, host=host).run()
     return sweep(runs, args)
+
+
+def placement_problem(runs: list[tuple[str, dict[str, Any], topology.Topology]], host: str | None) -> str | None:
+    """Why these runs cannot start on this machine as asked (hosts and --host), or None."""
+    for path, _, topo in runs:
+        used = topo.hosts_used()
+        if len(used) > 1 and len(runs) > 1:
+            return f"{path} spreads over hosts ({', '.join(used)}); sweeps and several files run on one host only"
+        if host is None and len(used) > 1:
+            return (f"{path} places processes on hosts {', '.join(used)}: run one launcher per host, "
+                    f"python launch.py {path} --host NAME (the lead, {topo.lead_host()}, writes the combined report)")
+        if host is not None and host not in used:
+            return (f"--host {host}: {path} runs nothing on {host!r} and does not lead from it; "
+                    f"its hosts are {', '.join(used)}")
+    return None
+
+
+def launcher_for(topo: topology.Topology, host: str | None) -> tuple[type, str | None]:
+    """The launcher class for this host's share: the whole stack, the lead's or a peer's."""
+    from zmqtrade.launcher import Launcher
+
+    if len(topo.hosts_used()) == 1:
+        return Launcher, None
+    from zmqtrade.multihost import LeadLauncher, PeerLauncher
+
+    return (LeadLauncher if host == topo.lead_host() else PeerLauncher), host
 
 
 def sweep(runs: list[tuple[str, dict[str, Any], topology.Topology]], args: argparse.Namespace) -> int:

@@ -20,11 +20,11 @@ from zmqtrade import sockets
 READY, START, STOP, STATS, PROGRESS, HEARTBEAT = "ready", "start", "stop", "stats", "progress", "heartbeat"
 
 
-def _pack(verb: str, payload: Any = None) -> bytes:
+def pack(verb: str, payload: Any = None) -> bytes:
     return msgpack.packb([verb, payload], use_bin_type=True)
 
 
-def _unpack(body: bytes) -> tuple[str, Any]:
+def unpack(body: bytes) -> tuple[str, Any]:
     verb, payload = msgpack.unpackb(body, raw=False)
     return str(verb), payload
 
@@ -43,7 +43,7 @@ class ControlServer:
     def send(self, name: str, verb: str, payload: Any = None) -> bool:
         """Send to a process; False if it is not connected (gone or never came)."""
         try:
-            self.sock.send_multipart([name.encode(), _pack(verb, payload)], zmq.NOBLOCK)
+            self.sock.send_multipart([name.encode(), pack(verb, payload)], zmq.NOBLOCK)
             return True
         except zmq.ZMQError:
             return False
@@ -56,7 +56,7 @@ class ControlServer:
         if len(frames) != 2:
             return None
         try:
-            verb, payload = _unpack(frames[1])
+            verb, payload = unpack(frames[1])
         except Exception:
             return None
         return frames[0].decode(errors="replace"), verb, payload
@@ -82,7 +82,7 @@ class ControlLink:
         if self.sock is None:
             return False
         try:
-            self.sock.send(_pack(verb, payload), 0 if block else zmq.NOBLOCK)
+            self.sock.send(pack(verb, payload), 0 if block else zmq.NOBLOCK)
             return True
         except zmq.Again:
             return False
@@ -96,7 +96,7 @@ class ControlLink:
         except zmq.Again:
             return None
         try:
-            return _unpack(body)[0]
+            return unpack(body)[0]
         except Exception:
             return None
 

@@ -18,7 +18,7 @@ import time
 from typing import Sequence
 
 
-from zmqtrade import metrics, sockets, wire
+from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.feeds import NewsFeed, price_feed
 from zmqtrade.service import PR_SET_TIMERSLACK, Service, prctl, serve
 
@@ -33,18 +33,18 @@ class Gateway(Service):
     def open(self) -> dict[str, str]:
         g = self.topo.gateway
         self.session = wire.new_session()
-        self.prices = self.track(sockets.publisher(self.ctx, g.prices, "prices", self.session, g.hwm, g.lossless,
-                                                   curve=self.curve("gateway.prices")))
-        self.news = self.track(sockets.publisher(self.ctx, g.news, "news", self.session, g.hwm, g.lossless,
-                                                 curve=self.curve("gateway.news")))
+        self.prices, self.news = (
+            self.track(sockets.publisher(self.ctx, self.topo.bind_endpoint(f"gateway.{stream}"), stream, self.session,
+                                         g.hwm, g.lossless, curve=self.curve(f"gateway.{stream}")))
+            for stream in ("prices", "news"))
         self.publishers = [self.prices, self.news]
         self.feed = price_feed(self.topo.symbols, g.feed)
         self.news_feed = NewsFeed(len(self.topo.symbols), g.feed.seed)
         self.lag = metrics.Histogram()
         self.counters.update(ticks_published=0, price_messages=0, news_published=0,
                              csv_rows_skipped=getattr(self.feed, "skipped", 0))
-        return {"gateway.prices": sockets.bound_endpoint(self.prices),
-                "gateway.news": sockets.bound_endpoint(self.news)}
+        return {"gateway.prices": self.bound("gateway.prices", self.prices),
+                "gateway.news": self.bound("gateway.news", self.news)}
 
     def _due_count(self, now: int) -> int:
         """How many ticks are due at ``now`` (open loop), capped at the batch size."""
@@ -81,7 +81,7 @@ class Gateway(Service):
                                      block.lasts, block.sizes, ts)
         if not self.send_bounded(self.prices, body):
             return False
-        self._last_sent = now = time.monotonic_ns()
+        self._last_sent = now = clock.now_ns()
         self.lag.record(now - ts[0])
         self._seq += n
         self._k += n
@@ -102,14 +102,14 @@ class Gateway(Service):
         window = int(g.batch_window_us * 1000)
         poller, _ = self.poller(*self.publishers)
 
-        self._t0 = t0 = time.monotonic_ns()
+        self._t0 = t0 = clock.now_ns()
         k_news = news_seq = 0
         next_news = t0
         last_check = t0
         self.log.info("streaming %g ticks/s (batches up to %d) and %g news/s on %d symbols",
                       g.rate, g.batch, g.news_rate, len(self.topo.symbols))
         while not self.stopping:
-            now = time.monotonic_ns()
+            now = clock.now_ns()
             for _ in range(MAX_PASSES):
                 if window and now - self._last_sent < window:
                     break
@@ -130,11 +130,11 @@ class Gateway(Service):
             if next_tick is not None and window:
                 next_tick = max(next_tick, self._last_sent + window)  # ticks due meanwhile share a message
             wake = min(next_news, next_tick) if next_tick is not None else next_news
-            now = time.monotonic_ns()
+            now = clock.now_ns()
             wait = wake - now
             if wait > SLEEP_FLOOR_NS or now - last_check > CONTROL_CHECK_NS:
                 events = dict(poller.poll(max(0, wait // 1_000_000) if wait > SLEEP_FLOOR_NS else 0))
-                last_check = time.monotonic_ns()
+                last_check = clock.now_ns()
                 self.report_progress()
                 if events:
                     self.service_publishers()

@@ -58,9 +58,9 @@ def stop_stages(topo: Topology) -> list[list[str]]:
     return [["gateway"], ["orderbook"], list(topo.strategies), ["ordermanager"]]
 
 
-def default_run_dir(topo: Topology) -> Path:
-    """A new directory runs/<time>-<topology>[-n], made here so two launches never share one."""
-    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{topo.name}"
+def default_run_dir(topo: Topology, host: str | None = None) -> Path:
+    """A new directory runs/<time>-<topology>[-<host>][-n], made here so two launches never share one."""
+    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{topo.name}{f'-{host}' if host else ''}"
     base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
     while True:
@@ -129,9 +129,18 @@ class ConsoleTail(threading.Thread):
 
 
 class Launcher:
+    """Runs a whole one-host stack; with ``host``, that host's share of a multi-host one (see
+    :mod:`zmqtrade.multihost` for the launchers that coordinate hosts)."""
+
     def __init__(self, topo: Topology, run_dir: Path, duration_s: float | None = None,
-                 verbose: bool = False, console: bool = True, live: bool | None = None) -> None:
+                 verbose: bool = False, console: bool = True, live: bool | None = None,
+                 host: str | None = None) -> None:
         self.topo = topo
+        self.host = host
+        self.mine = topo.processes_on(host) if host else topo.process_names()
+        """The processes this launcher starts and supervises."""
+        self.clock_offset_ns = 0
+        """This host's monotonic clock to the lead's (``--clock-offset`` for the children)."""
         self.run_dir = run_dir.resolve()
         self.duration_s = topo.duration_s if duration_s is None else duration_s
         self.verbose = verbose
@@ -148,7 +157,8 @@ class Launcher:
         self.stream_stopped = 0.0
         self._t0 = time.monotonic()
         self._next_sample = 0.0
-        self.me = Child("launcher", "launcher", [], self.run_dir / "launcher.log")
+        self.me = Child(f"launcher@{host}" if host else "launcher", "launcher", [], self.run_dir / "launcher.log",
+                        host=host or "")
         self.me.ps = psutil.Process()
         self.me.ps.cpu_percent(None)
 
@@ -172,8 +182,12 @@ class Launcher:
     def _spawn(self, name: str, topo_path: Path) -> Child:
         kind = self.topo.kind_of(name)
         argv = [*module_argv(kind), str(topo_path), "--name", name, "--control", self.control.endpoint,
-                "--book", self.book.name, "--run-dir", str(self.run_dir), "--parent-pid", str(os.getpid())]
-        child = Child(name, kind, argv, self.run_dir / f"{name}.log")
+                "--run-dir", str(self.run_dir), "--parent-pid", str(os.getpid())]
+        if self.book is not None:
+            argv += ["--book", self.book.name]
+        if self.clock_offset_ns:
+            argv += ["--clock-offset", str(self.clock_offset_ns)]
+        child = Child(name, kind, argv, self.run_dir / f"{name}.log", host=self.host or "")
         self.children[name] = child
         child.start(self._child_env())
         child.last_seen = time.monotonic()
@@ -201,6 +215,13 @@ class Launcher:
 
     def _pump(self, timeout_s: float) -> None:
         """Handle control messages for up to ``timeout_s`` and take samples when due."""
+        links = self._link_sockets()
+        if links:  # wake for whichever speaks first: another host's launcher must not wait on ours
+            poller = zmq.Poller()
+            for sock in (self.control.sock, *links):
+                poller.register(sock, zmq.POLLIN)
+            poller.poll(max(0, int(timeout_s * 1000)))
+            timeout_s = 0
         msg = self.control.recv(timeout_s)
         while msg is not None:
             name, verb, payload = msg
@@ -222,7 +243,21 @@ class Launcher:
                 elif verb == control.PROGRESS and isinstance(payload, dict):
                     child.progress.append((time.monotonic() - self._t0, payload))
             msg = self.control.recv(0)
+        self._pump_links()
         self._sample_due()
+
+    # ------------------------------------------------------------------ other hosts (multihost)
+    def _open_links(self, ctx: zmq.Context) -> None:
+        """Open the channel to the other hosts' launchers (a one-host stack has none)."""
+
+    def _pump_links(self) -> None:
+        """Handle what the other hosts' launchers sent."""
+
+    def _link_sockets(self) -> list[zmq.Socket]:
+        return []
+
+    def _close_links(self) -> None:
+        pass
 
     def _unexpected_exits(self) -> list[Child]:
         """Children dead without being told to stop whose exit nobody handled yet (failed it, or
@@ -240,32 +275,54 @@ class Launcher:
 
     # ------------------------------------------------------------------ phases
     def _start(self) -> bool:
-        for level in start_levels(self.topo):
-            if not level:
-                continue
-            topo_path = self._write_topology()
-            for name in level:
-                self._spawn(name, topo_path)
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not all(self.children[n].ready for n in level):
-                dead = self._unexpected_exits()  # while starting, any exit ends the run
-                for c in dead:
-                    self._fail(c, c.exit_reason)
-                if self.interrupts or dead:
-                    return False
-                if time.monotonic() >= deadline:
-                    for n in level:
-                        if not self.children[n].ready:
-                            self._fail(self.children[n], f"not ready within {READY_TIMEOUT_S:.0f} s")
-                    return False
-                self._pump(0.05)
-            resolved: dict[str, str] = {}
-            for n in level:
-                resolved.update(self.children[n].endpoints)
-            self.topo = self.topo.replace_endpoints(resolved)
+        for i, level in enumerate(start_levels(self.topo)):
+            if not self._start_level(i, level):
+                return False
         self._write_topology()
         self._write_stack()
         return True
+
+    def _start_level(self, i: int, level: list[str]) -> bool:
+        """Start this host's members of start level ``i`` and wait until they are ready."""
+        names = [n for n in level if n in self.mine]
+        if not names:
+            return True
+        topo_path = self._write_topology()
+        for name in names:
+            self._spawn(name, topo_path)
+        if not self._await(lambda: all(self.children[n].ready for n in names), names):
+            return False
+        resolved: dict[str, str] = {}
+        for n in names:
+            resolved.update(self.children[n].endpoints)
+        self.topo = self.topo.replace_endpoints(resolved)
+        return True
+
+    def _await(self, done: Callable[[], bool], names: list[str], timeout_s: float = READY_TIMEOUT_S) -> bool:
+        """Pump until ``done()``; False (the failure recorded) if a child dies meanwhile, the run
+        is interrupted, or ``names`` are not all ready within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            dead = self._unexpected_exits()  # while starting, any exit ends the run
+            for c in dead:
+                self._fail(c, c.exit_reason)
+            if self.interrupts or dead or self._remote_failure():
+                return False
+            if time.monotonic() >= deadline:
+                for n in names:
+                    if not self.children[n].ready:
+                        self._fail(self.children[n], f"not ready within {timeout_s:.0f} s")
+                self._timed_out()
+                return False
+            self._pump(0.05)
+        return True
+
+    def _remote_failure(self) -> bool:
+        """Whether another host's share of the run failed (a multi-host launcher knows)."""
+        return False
+
+    def _timed_out(self) -> None:
+        """Record what else a start that took too long waited for."""
 
     def _write_stack(self) -> None:
         """run_dir/stack.json: what a tool needs to find the live stack (book, pids, endpoints)."""
@@ -355,59 +412,75 @@ class Launcher:
                 c.send_signal(signal.SIGCONT)
                 self._event(c, "fault over: SIGCONT")
 
-    def _supervise(self) -> None:
+    def _begin_streaming(self) -> None:
         self._next_sample = 0.0
         self._sample_due()  # closes the startup interval: CPU samples after this one are the load
         for name in self.children:
             self.control.send(name, control.START)
         self.stream_started = time.monotonic()
+        self.view.start()
+
+    def _supervise_step(self) -> bool:
+        """One turn of supervision (messages, view, faults, liveness, exits, restarts); False
+        when the run must end."""
+        self.view.update([self.me, *self.children.values()])
+        now = time.monotonic()
+        self._inject_faults(now)
+        self._check_liveness(now)
+        if not all(self._handle_exit(c, now) for c in self._unexpected_exits()):
+            return False
+        self._restart_due(now)
+        return not self._remote_failure()
+
+    def _supervise(self) -> None:
+        self._begin_streaming()
         log.info("stack ready; streaming for %s", f"{self.duration_s:g} s" if self.duration_s else "ever (Ctrl-C stops)")
         end = self.stream_started + self.duration_s if self.duration_s else float("inf")
-        self.view.start()
         while not self.interrupts:
             now = time.monotonic()
             if now >= end:
                 break
             self._pump(min(0.05, end - now))
-            self.view.update([self.me, *self.children.values()])
-            now = time.monotonic()
-            self._inject_faults(now)
-            self._check_liveness(now)
-            if not all(self._handle_exit(c, now) for c in self._unexpected_exits()):
+            if not self._supervise_step():
                 break
-            self._restart_due(now)
 
-    def _stop(self) -> None:
+    def _end_streaming(self) -> None:
         self.stream_stopped = self.stream_stopped or time.monotonic()
         self._next_sample = 0.0
         self._sample_due()  # closes the streaming interval before the stop sequence begins
         for _, c, pid in self._resumes:  # a stopped process cannot stop
             if c.pid == pid:
                 c.send_signal(signal.SIGCONT)
-        for stage in stop_stages(self.topo):
-            members = [self.children[n] for n in stage if n in self.children]
-            for c in members:
-                c.expected_exit = True
-                if c.running and not self.control.send(c.name, control.STOP):
-                    c.terminated = True  # not connected (yet): the signal asks for the same orderly stop
-                    c.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + (0 if self.interrupts > 1 else STOP_GRACE_S)
-            while any(c.running for c in members) and time.monotonic() < deadline:
-                self._pump(0.05)
-            for c in members:
-                if c.running:
-                    self._fail(c, "killed: interrupted twice" if self.interrupts > 1
-                               else f"did not stop within {STOP_GRACE_S:.0f} s; killed")
-                    c.send_signal(signal.SIGKILL)
-                    c.wait(5.0)
-            stats_deadline = time.monotonic() + STATS_AFTER_EXIT_S
-            while any(c.stats is None and c.exit_code == 0 for c in members) and time.monotonic() < stats_deadline:
-                self._pump(0.05)
-            for c in members:
-                ok = (0, None, -signal.SIGTERM) if c.terminated else (0, None)
-                if c.exit_code not in ok and not c.killed and c.restart_at is None \
-                        and not any(f["process"] == c.name for f in self.failures):
-                    self._fail(c, f"{c.exit_reason} while stopping")
+
+    def _stop(self) -> None:
+        self._end_streaming()
+        for k, stage in enumerate(stop_stages(self.topo)):
+            self._stop_stage(k, [self.children[n] for n in stage if n in self.children])
+
+    def _stop_stage(self, k: int, members: list[Child]) -> None:
+        """Stop stage ``k``: ask ``members`` to stop, wait out the grace, kill what is left."""
+        for c in members:
+            c.expected_exit = True
+            if c.running and not self.control.send(c.name, control.STOP):
+                c.terminated = True  # not connected (yet): the signal asks for the same orderly stop
+                c.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + (0 if self.interrupts > 1 else STOP_GRACE_S)
+        while any(c.running for c in members) and time.monotonic() < deadline:
+            self._pump(0.05)
+        for c in members:
+            if c.running:
+                self._fail(c, "killed: interrupted twice" if self.interrupts > 1
+                           else f"did not stop within {STOP_GRACE_S:.0f} s; killed")
+                c.send_signal(signal.SIGKILL)
+                c.wait(5.0)
+        stats_deadline = time.monotonic() + STATS_AFTER_EXIT_S
+        while any(c.stats is None and c.exit_code == 0 for c in members) and time.monotonic() < stats_deadline:
+            self._pump(0.05)
+        for c in members:
+            ok = (0, None, -signal.SIGTERM) if c.terminated else (0, None)
+            if c.exit_code not in ok and not c.killed and c.restart_at is None \
+                    and not any(f["process"] == c.name for f in self.failures):
+                self._fail(c, f"{c.exit_reason} while stopping")
 
     def _hold_pm_qos(self) -> int | None:
         """Hold a CPU wake-up latency limit (PM QoS) for the run, if the topology asks for one.
@@ -445,7 +518,7 @@ class Launcher:
         self.book: book_mod.Book | None = None
         self.control: control.ControlServer | None = None
         tail = ConsoleTail(lambda: list(self.children.values()),
-                           max(len(n) for n in self.topo.process_names()), self.verbose, emit=self.view.print)
+                           max(len(n) for n in self.mine or ["launcher"]), self.verbose, emit=self.view.print)
         code = 1
         pm_qos = self._hold_pm_qos()
         try:
@@ -457,7 +530,9 @@ class Launcher:
                 print(f"launcher | {self.failures[-1]['reason']}", flush=True)
                 return 1
             self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
-            self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
+            if "orderbook" in self.mine:  # the book is per host: on the others, nobody reads it
+                self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
+            self._open_links(ctx)
             if self.console:
                 tail.start()
             if self._start():
@@ -477,6 +552,7 @@ class Launcher:
                 self.book.close()
             if self.control is not None:
                 self.control.close()
+            self._close_links()
             ctx.term()
             for path in topo_mod.ipc_paths(self.topo):
                 path.unlink(missing_ok=True)
@@ -486,15 +562,24 @@ class Launcher:
                 os.close(pm_qos)
         return code
 
-    def _finish(self, code: int) -> None:
+    def _report(self, code: int) -> dict[str, Any]:
+        """This launcher's report: its own processes, its own journal."""
         duration = (self.stream_stopped - self.stream_started) if self.stream_started else 0.0
         journal_path = self.run_dir / journal.FILENAME
         records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
-        window = (self.stream_started - self._t0, self.stream_stopped - self._t0) if self.stream_started else None
-        rep = report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
-                           self.children.values(), records, self.failures, launcher=self.me, window=window,
-                           events=self.events)
-        report.write(self.run_dir, rep, [self.me, *self.children.values()])
+        return report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
+                            self.children.values(), records, self.failures, launcher=self.me,
+                            window=self._window(), events=self.events)
+
+    def _window(self) -> tuple[float, float] | None:
+        """The streaming phase in the samples' time base (seconds since this launcher began)."""
+        return (self.stream_started - self._t0, self.stream_stopped - self._t0) if self.stream_started else None
+
+    def _finish(self, code: int) -> None:
+        self._write_report(self._report(code), [self.me, *self.children.values()])
+
+    def _write_report(self, rep: dict[str, Any], children: Sequence[Child]) -> None:
+        report.write(self.run_dir, rep, children)
         print(report.summary(rep), flush=True)
         print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)
         try:

@@ -14,7 +14,7 @@ import time
 from typing import Sequence
 
 
-from zmqtrade import sockets, wire
+from zmqtrade import clock, sockets, wire
 from zmqtrade.book import Book, BookError
 from zmqtrade.service import SeqCheck, Service, serve
 
@@ -34,28 +34,25 @@ def open_book(name: str, symbols: Sequence[str], timeout: float = 5.0) -> Book:
         return Book.create(name, symbols)
 
 
-class OrderBook(Service):
-    kind = "orderbook"
+class TickApplier:
+    """Writes price messages into a book: sequence-checked, a batch in one pass. The orderbook
+    uses it for the shared book, and an order manager on a host without one for its own copy."""
 
-    def open(self) -> dict[str, str]:
-        topo = self.topo
-        self.book = self.own(open_book(self.args.book, topo.symbols, timeout=0.0 if self.args.control is None else 5.0))
-        if self.book.symbols != topo.symbols:
-            raise BookError(f"book {self.book.name} holds {self.book.symbols}, topology publishes {topo.symbols}")
-        self.book.claim_writer()
-        self.sub = self.subscribe("gateway.prices", topo.gateway.hwm)
-        self.doorbell = self.track(sockets.publisher(self.ctx, topo.orderbook.doorbell, "doorbell", wire.new_session(),
-                                                     topo.orderbook.hwm, topo.gateway.lossless,
-                                                     curve=self.curve("orderbook.doorbell")))
-        self.publishers = [self.doorbell]
-        self.counters.update(ticks_applied=0, batches=0, unknown_symbols=0, doorbells=0, resubscribed=0)
-        self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)
-        return {"orderbook.doorbell": sockets.bound_endpoint(self.doorbell)}
+    def __init__(self, book: Book, seq: SeqCheck, counters: dict[str, int]) -> None:
+        self.book = book
+        self.seq = seq
+        self.counters = counters
+        counters.update(ticks_applied=0, batches=0, unknown_symbols=0)
 
-    def await_ready(self, deadline: float) -> None:
-        self.seq.welcome(sockets.await_welcome(self.sub, deadline, self.stop_requested))
+    def apply(self, msgs: list, written: list[int], per_tick: bool = False) -> None:
+        """Apply drained TICK/TICKS messages; ``written`` gets a slot per write (or per tick)."""
+        for m in msgs:
+            if type(m) is wire.Tick:
+                self.tick(m, written)
+            else:
+                self.batch(m, written, per_tick)
 
-    def _apply_tick(self, t: wire.Tick, written: list[int]) -> None:
+    def tick(self, t: wire.Tick, written: list[int]) -> None:
         c = self.counters
         if self.seq.see(t.seq):
             return
@@ -63,11 +60,11 @@ class OrderBook(Service):
         if slot is None:
             c["unknown_symbols"] += 1
         else:
-            self.book.write(slot, t.bid, t.ask, t.last, t.size, t.seq, t.ts_ns, time.monotonic_ns())
+            self.book.write(slot, t.bid, t.ask, t.last, t.size, t.seq, t.ts_ns, clock.now_ns())
             c["ticks_applied"] += 1
             written.append(slot)
 
-    def _apply_batch(self, b: wire.Ticks, written: list[int], per_tick: bool) -> None:
+    def batch(self, b: wire.Ticks, written: list[int], per_tick: bool) -> None:
         """Apply a batch in one pass: one seqlock write per symbol, with its newest tick.
 
         Readers only ever see the newest value of a slot, so writing the older ticks of the same
@@ -78,7 +75,7 @@ class OrderBook(Service):
         skip = self.seq.see(b.first_seq, n)
         newest = {sym: i for i, sym in enumerate(b.symbols) if i >= skip} if skip else \
             {sym: i for i, sym in enumerate(b.symbols)}
-        index, write, now = self.book.index, self.book.write, time.monotonic_ns()
+        index, write, now = self.book.index, self.book.write, clock.now_ns()
         applied = n - skip
         for sym, i in newest.items():
             slot = index.get(sym)
@@ -95,10 +92,33 @@ class OrderBook(Service):
         c["ticks_applied"] += applied
         c["batches"] += 1
 
+
+class OrderBook(Service):
+    kind = "orderbook"
+
+    def open(self) -> dict[str, str]:
+        topo = self.topo
+        self.book = self.own(open_book(self.args.book, topo.symbols, timeout=0.0 if self.args.control is None else 5.0))
+        if self.book.symbols != topo.symbols:
+            raise BookError(f"book {self.book.name} holds {self.book.symbols}, topology publishes {topo.symbols}")
+        self.book.claim_writer()
+        self.sub = self.subscribe("gateway.prices", topo.gateway.hwm)
+        self.doorbell = self.track(sockets.publisher(self.ctx, topo.bind_endpoint("orderbook.doorbell"), "doorbell",
+                                                     wire.new_session(), topo.orderbook.hwm, topo.gateway.lossless,
+                                                     curve=self.curve("orderbook.doorbell")))
+        self.publishers = [self.doorbell]
+        self.counters.update(doorbells=0, resubscribed=0)
+        self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)
+        self.applier = TickApplier(self.book, self.seq, self.counters)
+        return {"orderbook.doorbell": self.bound("orderbook.doorbell", self.doorbell)}
+
+    def await_ready(self, deadline: float) -> None:
+        self.seq.welcome(sockets.await_welcome(self.sub, deadline, self.stop_requested))
+
     def _ring(self, slots: list[int]) -> None:
         for i in range(0, len(slots), MAX_SLOTS):
             self.bell_seq += 1
-            body = wire.encode_doorbell(self.bell_seq, slots[i:i + MAX_SLOTS], time.monotonic_ns())
+            body = wire.encode_doorbell(self.bell_seq, slots[i:i + MAX_SLOTS], clock.now_ns())
             if self.send_bounded(self.doorbell, body):
                 self.counters["doorbells"] += 1
 
@@ -121,11 +141,7 @@ class OrderBook(Service):
                 msgs, end = self.drain(sub, PRICES, MAX_DRAIN, self.seq)
                 eos = eos or end
                 written: list[int] = []  # a slot per write (conflating) or per tick (not)
-                for m in msgs:
-                    if type(m) is wire.Tick:
-                        self._apply_tick(m, written)
-                    else:
-                        self._apply_batch(m, written, per_tick=not conflate)
+                self.applier.apply(msgs, written, per_tick=not conflate)
                 if written:
                     self._ring(sorted(set(written)) if conflate else written)
             else:

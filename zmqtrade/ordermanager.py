@@ -9,6 +9,10 @@ acked order is always in the journal, at one write per batch rather than per ord
 client order id from the same strategy (a re-send after a timeout) is answered with the
 original reply and never filled twice.
 
+On a host without the orderbook (the book is shared memory, one per host), the order
+manager keeps its own copy of the prices: it subscribes to the price feed itself and applies
+it to a private book, as the orderbook would, before the orders of each wake-up.
+
 A restarted order manager rebuilds from the journal before it binds: positions, the next
 order id, and the duplicate filter (the newest ``replies_kept`` fills; older ids are refused
 as too old to replay). So a strategy re-sending an order that was filled just before a crash
@@ -23,11 +27,12 @@ from typing import Sequence
 
 import zmq
 
-from zmqtrade import journal, sockets, wire
-from zmqtrade.book import Book
+from zmqtrade import clock, journal, sockets, wire
+from zmqtrade.book import Book, segment_name
 from zmqtrade.journal import FILENAME, Journal, JournalError
 from zmqtrade.risk import RiskBook
-from zmqtrade.service import LOG_DATEFMT, Service, serve
+from zmqtrade.orderbook import PRICES, TickApplier
+from zmqtrade.service import LOG_DATEFMT, SeqCheck, Service, serve
 
 MAX_DRAIN = 4096
 COMMIT_EVERY = 32
@@ -40,8 +45,16 @@ class OrderManager(Service):
     kind = "ordermanager"
 
     def open(self) -> dict[str, str]:
-        self.book = self.own(Book.attach(self.args.book, timeout=5.0))
         om = self.topo.ordermanager
+        self.prices: zmq.Socket | None = None
+        if self.topo.host_of("orderbook") == om.host:
+            self.book = self.own(Book.attach(self.args.book, timeout=5.0))
+        else:  # the shared book is on another host: keep our own from the feed
+            self.book = self.own(Book.create(segment_name(f"{self.topo.name[:32]}_om"), self.topo.symbols))
+            self.book.claim_writer()
+            self.prices = self.subscribe("gateway.prices", self.topo.gateway.hwm)
+            self.price_seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)
+            self.applier = TickApplier(self.book, self.price_seq, self.counters)
         self.commit_every = 1 if om.fsync == "order" else COMMIT_EVERY
         self.risk = RiskBook(om.risk)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
@@ -60,8 +73,21 @@ class OrderManager(Service):
             self.log.info("rebuilt from the journal: %d fills, next order id %d%s", self.journal.recovered,
                           self.next_order_id, f" (cut a torn last record of {self.journal.torn_bytes} bytes)"
                           if self.journal.torn_bytes else "")
-        self.router = self.track(sockets.router(self.ctx, om.endpoint, curve=self.curve("ordermanager.endpoint")))
-        return {"ordermanager.endpoint": sockets.bound_endpoint(self.router)}
+        key = "ordermanager.endpoint"
+        self.router = self.track(sockets.router(self.ctx, self.topo.bind_endpoint(key), curve=self.curve(key)))
+        return {key: self.bound(key, self.router)}
+
+    def await_ready(self, deadline: float) -> None:
+        if self.prices is not None:
+            self.price_seq.welcome(sockets.await_welcome(self.prices, deadline, self.stop_requested))
+
+    def apply_prices(self) -> None:
+        """Bring our own book up to date with every price message queued (before pricing orders)."""
+        while True:
+            msgs, _ = self.drain(self.prices, PRICES, MAX_DRAIN, self.price_seq)
+            if not msgs:
+                return
+            self.applier.apply(msgs, [])
 
     def replay(self, rec: dict) -> None:
         """Rebuild positions, order ids and the duplicate filter from a previous life's record."""
@@ -114,7 +140,7 @@ class OrderManager(Service):
         if type(what) is wire.Order:
             what = f"{_shown(what.strategy)} {_shown(what.side)} {what.qty} {_shown(what.symbol)}"
         self._lines.append(f"order - {what} rejected: {reason}")
-        return [cid, wire.REJECTED, 0, reason, recv_ts, time.monotonic_ns()]
+        return [cid, wire.REJECTED, 0, reason, recv_ts, clock.now_ns()]
 
     def handle(self, frames: list[bytes], sender: str | None = None) -> None:
         """Decide every order of one message; its replies wait in ``_out`` for :meth:`commit`.
@@ -125,7 +151,7 @@ class OrderManager(Service):
         name its sender as its strategy.
         """
         c = self.counters
-        recv_ts = time.monotonic_ns()
+        recv_ts = clock.now_ns()
         identity = frames[0]
         try:
             if len(frames) != 2:
@@ -199,7 +225,7 @@ class OrderManager(Service):
         if self._records:
             self.journal.append_lines(self._records)
             self._records.clear()
-        now = time.monotonic_ns()
+        now = clock.now_ns()
         for key, reply in self._fresh:  # sent time: after the journal write, so om_process includes it
             reply[5] = now
             if key in self.replies:
@@ -219,11 +245,13 @@ class OrderManager(Service):
         return [f.bytes for f in frames], frames[-1].get("User-Id")
 
     def run(self) -> None:
-        poller, ctl = self.poller(self.router)
+        poller, ctl = self.poller(self.router, *([self.prices] if self.prices is not None else []))
         named = self.security is not None
         while True:
             events = dict(poller.poll(100))
             self.report_progress()
+            if self.prices is not None and self.prices in events:
+                self.apply_prices()
             if self.router in events or self.stopping:
                 for _ in range(MAX_DRAIN):
                     try:

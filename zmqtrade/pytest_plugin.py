@@ -12,8 +12,9 @@
 
 Registered through the ``pytest11`` entry point, so installing zmqtrade is enough. Every
 endpoint of the topology is moved to a port the OS picks (or, with ``transport="ipc"``, to a
-socket file in the test's tmp dir), so tests never collide; the run directory is in the
-test's tmp dir; and whatever happens the stack is stopped and its processes reaped.
+socket file in the test's tmp dir), so tests never collide; a multi-host topology runs with
+every process on this machine; the run directory is in the test's tmp dir; and whatever
+happens the stack is stopped and its processes reaped.
 """
 from __future__ import annotations
 
@@ -99,6 +100,21 @@ class StackRun:
         return self.exit_code
 
 
+def _all_here(path: str | Path) -> list[str]:
+    """``--set`` options that put every process of a multi-host topology on this machine."""
+    from zmqtrade.topology import TopologyError, load
+
+    try:
+        topo = load(path)
+    except TopologyError:
+        return []  # the launcher reports it
+    if len(topo.hosts_used()) == 1:
+        return []
+    keys = [name if name in ("gateway", "orderbook", "ordermanager") else f"strategies.{name}"
+            for name in topo.process_names()]
+    return [arg for key in keys for arg in ("--set", f"{key}.host=local")] + ["--set", "lead=local"]
+
+
 class StackFactory:
     """The ``zmqtrade_stack`` fixture: call it for a finished run, or use ``.live()``."""
 
@@ -118,6 +134,7 @@ class StackFactory:
             name = key.replace(".", "-")
             endpoint = f"ipc://{self.tmp_path}/{n}-{name}.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
             argv += ["--set", f"{key}={endpoint}"]
+        argv += _all_here(topology)
         for key, value in (set or {}).items():
             argv += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
         log = open(self.tmp_path / f"zmqtrade-launcher-{n}.out", "wb")

@@ -79,7 +79,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
     processes: dict[str, Any] = {}
     for c in ([launcher] if launcher else []) + children:
         processes[c.name] = {
-            "kind": c.kind, "pid": c.pid,
+            "kind": c.kind, **({"host": c.host} if c.host else {}), "pid": c.pid,
             "exit_code": c.exit_code if c is not launcher else exit_code,
             "killed": c.killed,
             "restarts": len(c.restarts),

@@ -41,14 +41,9 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from zmqtrade.topology import Topology
+from zmqtrade.topology import BINDERS, Topology
 
-SERVERS: Mapping[str, str] = {
-    "gateway.prices": "gateway",
-    "gateway.news": "gateway",
-    "orderbook.doorbell": "orderbook",
-    "ordermanager.endpoint": "ordermanager",
-}
+SERVERS: Mapping[str, str] = BINDERS
 """The process that binds each CURVE socket, by topology key (the control socket is not here)."""
 
 PUBLIC_SUFFIX = ".key"
@@ -74,15 +69,8 @@ def domain(key: str) -> str:
 
 def clients_of(topo: Topology) -> dict[str, tuple[str, ...]]:
     """Names whose public keys each server socket admits: its connecters, then ``security.allow``."""
-    strategies = tuple(topo.strategies)
-    connecters = {
-        "gateway.prices": ("orderbook",),
-        "gateway.news": strategies,
-        "orderbook.doorbell": strategies,
-        "ordermanager.endpoint": strategies,
-    }
     allow = tuple(topo.security.allow)
-    return {key: tuple(dict.fromkeys((*names, *allow))) for key, names in connecters.items()}
+    return {key: tuple(dict.fromkeys((*names, *allow))) for key, names in topo.connecters().items()}
 
 
 def make_keys(directory: str | Path, names: Sequence[str], force: bool = False) -> list[tuple[Path, Path]]:

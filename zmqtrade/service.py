@@ -27,7 +27,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import zmq
 
-from zmqtrade import control, security, sockets, topology, wire
+from zmqtrade import clock, control, security, sockets, topology, wire
 from zmqtrade.errors import ResourceError
 from zmqtrade.topology import Topology
 
@@ -163,6 +163,10 @@ class Service:
         """Remember a socket so it is closed (with LINGER) at exit."""
         self._sockets.append(sock)
         return sock
+
+    def bound(self, key: str, sock: zmq.Socket) -> str:
+        """The endpoint at topology ``key`` as connecters must use it, now that ``sock`` is bound."""
+        return self.topo.connect_endpoint(key, sockets.bound_endpoint(sock))
 
     def subscribe(self, key: str, hwm: int) -> zmq.Socket:
         """A SUB to the endpoint at topology ``key``, watched so that a connection libzmq gives
@@ -368,6 +372,8 @@ def arg_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=".", help="where journals and other run files go")
     p.add_argument("--parent-pid", type=int, default=0, help="exit if this process (the launcher) dies")
     p.add_argument("--life", type=int, default=1, help="1 at first start, N for the (N-1)th restart by the launcher")
+    p.add_argument("--clock-offset", type=int, default=0, metavar="NS",
+                   help="add to this host's monotonic clock for message timestamps (the lead launcher's clock)")
     return p
 
 
@@ -408,6 +414,7 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
         return 2
     args.run_dir = Path(args.run_dir)
     args.book = args.book or default_book_name(topo)
+    clock.set_offset(args.clock_offset)
 
     ctx = zmq.Context()
     svc = cls(topo, name, args, ctx)

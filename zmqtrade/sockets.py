@@ -18,11 +18,17 @@ from typing import TYPE_CHECKING, Callable
 import zmq
 
 from zmqtrade import wire
+from zmqtrade.topology import is_loopback
 
 if TYPE_CHECKING:
     from zmqtrade.security import CurveOpts
 
 LINGER_MS = 1000
+HEARTBEAT_IVL_MS = 500
+HEARTBEAT_TIMEOUT_MS = 2000
+"""On a connection to another machine, a peer silent this long (a cut link, a dead host) is
+dropped, so a SUB or DEALER reconnects as soon as the route is back instead of waiting on
+TCP's retransmission backoff, and a PUB stops queueing for a subscriber that cannot hear."""
 
 
 def _base(ctx: zmq.Context, kind: int, curve: CurveOpts | None = None) -> zmq.Socket:
@@ -35,10 +41,15 @@ def _base(ctx: zmq.Context, kind: int, curve: CurveOpts | None = None) -> zmq.So
 
 
 def for_endpoint(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
-    """Enable IPv6 on a socket only for an IPv6 endpoint (``tcp://[::1]:port``): turned on for
-    IPv4 too, it would report 127.0.0.1 back as [::ffff:127.0.0.1]."""
+    """Options that depend on where the socket goes. IPv6 only for an IPv6 endpoint
+    (``tcp://[::1]:port``): turned on for IPv4 too, it would report 127.0.0.1 back as
+    [::ffff:127.0.0.1]. Heartbeats only beyond loopback: on one host a peer's death closes the
+    connection at once, and a paused process must not lose its feed."""
     if endpoint.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
+    if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rsplit(":", 1)[0]):
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
     return sock
 
 

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import zmq
 
-from zmqtrade import metrics, sockets, wire
+from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.book import Book
 from zmqtrade.service import SeqCheck, Service, serve
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
@@ -112,7 +112,12 @@ class StrategyProcess(Service):
 
     # ------------------------------------------------------------------ orders
     def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
-        """Queue orders; :meth:`flush_orders` sends everything one wake-up produced at once."""
+        """Queue orders; :meth:`flush_orders` sends everything one wake-up produced at once.
+
+        Once told to stop, no new order goes out (the stream is over): the strategy only waits
+        for the answers to those already sent, so it can end with none unanswered."""
+        if self.stopping:
+            return
         for req in orders:
             self._queued.append((self.next_clordid, req, tick_ts, book_ts, decide_ts))
             self.next_clordid += 1
@@ -124,7 +129,7 @@ class StrategyProcess(Service):
         of the order manager, one REPLIES back), so the order path batches exactly when busy."""
         if not self._queued:
             return
-        now = time.monotonic_ns()
+        now = clock.now_ns()
         due = now + self.timeout_ns
         if not self.pending:
             self._resend_at = due
@@ -153,7 +158,7 @@ class StrategyProcess(Service):
         ``_resend_at`` (the earliest due time, or earlier) makes the idle case one comparison."""
         if self._resend_at == NEVER:
             return
-        now = time.monotonic_ns()
+        now = clock.now_ns()
         if now < self._resend_at:
             return
         pending = self.pending
@@ -174,12 +179,12 @@ class StrategyProcess(Service):
         """Poll timeout: until the first re-send is due, at most 100 ms."""
         if self._resend_at == NEVER:
             return 100
-        return max(0, min(100, (self._resend_at - time.monotonic_ns()) // 1_000_000 + 1))
+        return max(0, min(100, (self._resend_at - clock.now_ns()) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
         c = self.counters
         batches, _ = self.drain(self.orders, REPLIES)
-        now = time.monotonic_ns()
+        now = clock.now_ns()
         for replies in batches:
             for reply in replies:
                 entry = self.pending.pop(reply.clordid, None)
@@ -199,7 +204,7 @@ class StrategyProcess(Service):
                     self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol,
                                   reply.detail)
                 self.strategy.on_reply(reply, req)
-                self.send_orders(self.strategy.take_orders(None), 0, 0, time.monotonic_ns())
+                self.send_orders(self.strategy.take_orders(None), 0, 0, clock.now_ns())
 
     def record_hops(self, o: wire.Order, r: wire.Reply, ack_ns: int) -> None:
         """Latency of each hop of a tick-driven order, from the stamps it and its reply carry."""
@@ -234,7 +239,7 @@ class StrategyProcess(Service):
     def book_problem(self) -> str | None:
         """Why the book is not to be traded on now, or None; looked at every 50 ms at most.
         Going stale and coming back are logged and counted (``stale_book_periods``)."""
-        now = time.monotonic_ns()
+        now = clock.now_ns()
         if now - self._book_checked < BOOK_CHECK_NS:
             return self._book_problem
         self._book_checked = now
@@ -258,10 +263,10 @@ class StrategyProcess(Service):
                 c["unwritten_skipped"] += 1
                 continue
             c["quotes_read"] += 1
-            self.staleness.record(time.monotonic_ns() - quote.write_ts)
+            self.staleness.record(clock.now_ns() - quote.write_ts)
             orders = strategy.take_orders(strategy.on_quote(quote))
             if orders:
-                self.send_orders(orders, quote.tick_ts, quote.write_ts, time.monotonic_ns())
+                self.send_orders(orders, quote.tick_ts, quote.write_ts, clock.now_ns())
 
     def on_news(self) -> wire.Eos | None:
         c = self.counters
@@ -276,7 +281,7 @@ class StrategyProcess(Service):
                     continue
                 orders = self.strategy.take_orders(self.strategy.on_news(news))
                 if orders:  # news-driven: no tick behind it, so no tick-to-ack sample
-                    self.send_orders(orders, 0, 0, time.monotonic_ns())
+                    self.send_orders(orders, 0, 0, clock.now_ns())
         c["news_received"] += len(items)
         return eos
 

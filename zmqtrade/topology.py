@@ -22,11 +22,20 @@ from typing import Any, Literal, Mapping
 import yaml
 
 COMPONENTS = ("gateway", "orderbook", "ordermanager")
+"""Process names taken by the fixed components; strategies may not reuse them."""
 BIND_KEYS = ("gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint", "control")
 """Every endpoint a process binds, by topology key (connecters find them here)."""
-"""Process names taken by the fixed components; strategies may not reuse them."""
+BINDERS = {"gateway.prices": "gateway", "gateway.news": "gateway", "orderbook.doorbell": "orderbook",
+           "ordermanager.endpoint": "ordermanager"}
+"""Which process binds each data endpoint (``control`` is each host's launcher's)."""
+LOCAL = "local"
+"""The host a process runs on when the topology names none: the machine that starts it."""
+HOST_PLACEHOLDER = "{host}"
+"""In a tcp endpoint, the address of the binder's host (``hosts``), so one file serves all hosts."""
 
-_ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\*|\d{1,5})|ipc://(?P<path>.+))$")
+_ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]|\{host\}):(?P<port>\*|\d{1,5})"
+                          r"|ipc://(?P<path>.+))$")
+_ADDRESS_RE = re.compile(r"^([A-Za-z0-9.\-]+|\[?[0-9a-fA-F:.]+\]?)$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9._\-]{1,16}$")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 
@@ -82,6 +91,14 @@ def _name(v: str) -> str | None:
     return None if _NAME_RE.match(v) else "names start with a letter and use letters, digits, '_' or '-' (32 at most)"
 
 
+def _address(v: str) -> str | None:
+    return None if _ADDRESS_RE.match(v) else "must be an IP address or a DNS name (e.g. 10.0.0.2 or box-b.lan)"
+
+
+def _bind_interface(v: str) -> str | None:
+    return None if v == "*" or _ADDRESS_RE.match(v) else "must be *, an IP address of this host, or an interface name"
+
+
 def _key(name: str, *, check: Any = None, help: str = "", yaml_key: str | None = None) -> dict[str, Any]:
     return {"check": check, "help": help, "yaml_key": yaml_key or name}
 
@@ -135,6 +152,21 @@ class Security:
 
 
 @dataclass(frozen=True)
+class Host:
+    """A machine of the stack. ``address`` is what the other hosts connect to; ``bind`` is the
+    interface the host's binders listen on, when that differs (``*``, behind NAT, a DNS name)."""
+
+    address: str = field(metadata=_key("address", check=_address, help="the address other hosts reach it at"))
+    bind: str | None = field(default=None, metadata=_key("bind", check=_bind_interface))
+
+    def bind_address(self) -> str:
+        return self.bind or self.address
+
+
+LOCAL_HOST = Host("127.0.0.1")
+
+
+@dataclass(frozen=True)
 class Feed:
     """Where price ticks come from: a seeded random walk (GBM) or a CSV replay."""
 
@@ -161,6 +193,7 @@ class Gateway:
     batch: int = field(default=256, metadata=_key("batch", check=_batch))
     batch_window_us: float = field(default=200.0, metadata=_key("batch_window_us", check=_non_negative))
     restart: Restart | None = None
+    host: str = LOCAL
 
 
 @dataclass(frozen=True)
@@ -169,6 +202,7 @@ class OrderBook:
     hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
     conflate: bool = True
     restart: Restart | None = None
+    host: str = LOCAL
 
 
 @dataclass(frozen=True)
@@ -188,6 +222,7 @@ class OrderManager:
     (before any of its acks), or never (an acked order then survives a killed process, not a
     power cut)."""
     restart: Restart | None = None
+    host: str = LOCAL
 
 
 @dataclass(frozen=True)
@@ -202,6 +237,7 @@ class StrategySpec:
     book_max_age_s: float = field(default=1.0, metadata=_key("book_max_age_s", check=_positive))
     """No trading on a book whose writer is dead or has not heartbeaten for this long."""
     restart: Restart | None = None
+    host: str = LOCAL
     name: str = ""
 
 
@@ -232,6 +268,13 @@ class Topology:
     supervision: Supervision = Supervision()
     faults: tuple[Fault, ...] = ()
     security: Security = Security()
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+    """Machines by name (``host: NAME`` in a process's section places it); ``local`` is implicit."""
+    lead: str | None = None
+    """The host whose launcher coordinates the others and writes the combined report (default:
+    the gateway's)."""
+    lead_endpoint: str = field(default="tcp://{host}:5549", metadata=_key("lead_endpoint", check=_endpoint))
+    """Where the lead launcher listens for the other hosts' launchers (a fixed port: they must find it)."""
     source: str = ""
 
     # ------------------------------------------------------------------ derived views
@@ -247,6 +290,50 @@ class Topology:
 
     def restart_policy(self, name: str) -> Restart:
         return self.section(name).restart or self.supervision.restart
+
+    # ------------------------------------------------------------------ placement
+    def host_of(self, name: str) -> str:
+        return self.section(name).host
+
+    def host(self, name: str) -> Host:
+        """The machine called ``name`` (``local`` is this machine unless ``hosts`` says otherwise)."""
+        return self.hosts.get(name) or LOCAL_HOST
+
+    def hosts_used(self) -> list[str]:
+        """The hosts that run a process, the lead's first."""
+        used = dict.fromkeys([self.lead_host(), *(self.host_of(n) for n in self.process_names())])
+        return [h for h in used if h == self.lead_host() or any(self.host_of(n) == h for n in self.process_names())]
+
+    def lead_host(self) -> str:
+        return self.lead or self.gateway.host
+
+    def processes_on(self, host: str) -> list[str]:
+        return [n for n in self.process_names() if self.host_of(n) == host]
+
+    def connecters(self) -> dict[str, tuple[str, ...]]:
+        """Who connects to each data endpoint (an order manager away from the book reads prices itself)."""
+        strategies = tuple(self.strategies)
+        own_book = ("ordermanager",) if self.ordermanager.host != self.orderbook.host else ()
+        return {"gateway.prices": ("orderbook", *own_book), "gateway.news": strategies,
+                "orderbook.doorbell": strategies, "ordermanager.endpoint": strategies}
+
+    def bind_endpoint(self, key: str) -> str:
+        """The endpoint as its binder binds it: the host's ``bind`` interface, where it has one."""
+        ep = self.binds()[key]
+        host = self.host(self.host_of(BINDERS[key]))
+        m = _ENDPOINT_RE.match(ep)
+        if host.bind and m and m.group("host"):
+            return f"tcp://{host.bind}:{m.group('port')}"
+        return ep
+
+    def connect_endpoint(self, key: str, bound: str) -> str:
+        """What a connecter uses for an endpoint its binder reports as ``bound`` (LAST_ENDPOINT):
+        the port the OS picked, at the address the other hosts know (not ``0.0.0.0``)."""
+        host = self.host(self.host_of(BINDERS[key]))
+        m = _ENDPOINT_RE.match(bound)
+        if host.bind and m and m.group("host"):
+            return f"tcp://{host.address}:{m.group('port')}"
+        return bound
 
     def binds(self) -> dict[str, str]:
         """Every endpoint a process binds, keyed by its topology path (BIND_KEYS)."""
@@ -421,21 +508,128 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {text[:40]}"
 
 
+# --------------------------------------------------------------------------- placement
+def _place(topo: Topology, conv: _Converter) -> Topology:
+    """Check every ``host``, then write each binder's host address for ``{host}`` in its endpoints.
+
+    The per-host book, ipc and loopback endpoints that cannot cross hosts, and the lead are
+    checked in :func:`_placement_checks`, once the endpoints are final."""
+    known = sorted({*topo.hosts, LOCAL})
+    for name in topo.process_names():
+        host = topo.host_of(name)
+        if host not in topo.hosts and host != LOCAL:
+            where = f"strategies.{name}.host" if name in topo.strategies else f"{name}.host"
+            conv.fail(where, f"no host {host!r}; add it to hosts (NAME: ADDRESS) or use one of {', '.join(known)}")
+    if topo.lead is not None and topo.lead not in topo.hosts and topo.lead != LOCAL:
+        conv.fail("lead", f"no host {topo.lead!r}; one of {', '.join(known)}")
+    for name, host in topo.hosts.items():
+        if _name(name):
+            conv.fail(f"hosts.{name}", _name(name) or "")
+        if host.bind is None and not _is_ip(host.address):
+            conv.fail(f"hosts.{name}.bind", f"missing; ZeroMQ binds interfaces, not names like {host.address!r}: "
+                      "add bind: '*' (every interface) or the IP address that name stands for")
+    resolved = {}
+    for key, ep in topo.binds().items():
+        if HOST_PLACEHOLDER not in ep:
+            continue
+        if key == "control":
+            conv.fail("control", f"{ep}: the control socket is each launcher's own, on its host; "
+                      "bind it on tcp://127.0.0.1:PORT (or *)")
+            continue
+        address = topo.host(topo.host_of(BINDERS[key])).address
+        resolved[key] = ep.replace(HOST_PLACEHOLDER, f"[{address}]" if ":" in address else address)
+    if HOST_PLACEHOLDER in topo.lead_endpoint:
+        address = topo.host(topo.lead_host()).address
+        topo = dataclasses.replace(topo, lead_endpoint=topo.lead_endpoint.replace(
+            HOST_PLACEHOLDER, f"[{address}]" if ":" in address else address))
+    return topo.replace_endpoints(resolved) if resolved else topo
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _placement_checks(topo: Topology, conv: _Converter) -> None:
+    """What cannot work across hosts: a book read from another host, a file socket or a
+    loopback address reached from another host, a lead that other hosts cannot find."""
+    book_host = topo.host_of("orderbook")
+    for name in topo.strategies:
+        if topo.host_of(name) != book_host:
+            conv.fail(f"strategies.{name}.host", f"{topo.host_of(name)!r} has no orderbook: the book is shared "
+                      f"memory on the orderbook's host ({book_host!r}); run {name} there (host: {book_host}) "
+                      "or move the orderbook")
+    binds = topo.binds()
+    for key, clients in topo.connecters().items():
+        binder_host = topo.host_of(BINDERS[key])
+        away = [c for c in clients if topo.host_of(c) != binder_host]
+        if not away:
+            continue
+        m = _ENDPOINT_RE.match(binds[key])
+        where = f"{BINDERS[key]} on {binder_host!r}, {away[0]} on {topo.host_of(away[0])!r}"
+        if m and m.group("path"):
+            conv.fail(key, f"{binds[key]} is a file on one host and cannot cross hosts ({where}); "
+                      f"use tcp://{HOST_PLACEHOLDER}:PORT")
+        elif m and m.group("host") and is_loopback(m.group("host")) \
+                and not all(is_loopback(topo.host(topo.host_of(c)).address) for c in away):
+            conv.fail(key, f"{binds[key]} is loopback, reachable only on its own host ({where}); "
+                      f"use tcp://{HOST_PLACEHOLDER}:PORT")
+    if len(topo.hosts_used()) > 1:
+        m = _ENDPOINT_RE.match(topo.lead_endpoint)
+        if not m or not m.group("host"):
+            conv.fail("lead_endpoint", f"{topo.lead_endpoint}: the launchers of other hosts reach the lead over "
+                      f"tcp; use tcp://{HOST_PLACEHOLDER}:PORT")
+        elif m.group("port") == "*":
+            conv.fail("lead_endpoint", f"{topo.lead_endpoint}: the other hosts' launchers must know the port "
+                      "before the lead starts; give a fixed one")
+        elif is_loopback(m.group("host")) and not all(is_loopback(topo.host(h).address) for h in topo.hosts_used()):
+            conv.fail("lead_endpoint", f"{topo.lead_endpoint} is loopback; use tcp://{HOST_PLACEHOLDER}:PORT")
+
+
+def cross_host(topo: Topology) -> dict[str, str]:
+    """Data endpoints some connecter reaches from another host, with the hosts it joins."""
+    out = {}
+    for key, clients in topo.connecters().items():
+        binder_host = topo.host_of(BINDERS[key])
+        away = sorted({topo.host_of(c) for c in clients} - {binder_host})
+        if away:
+            out[key] = f"{binder_host} -> {', '.join(away)}"
+    return out
+
+
 # --------------------------------------------------------------------------- graph checks
 def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
     seen_ep: dict[str, str] = {}
-    seen_port: dict[str, str] = {}
-    for path, ep in topo.binds().items():
+    seen_port: dict[tuple[str, str], str] = {}  # (machine, port): ports are per machine, control on each
+    machines = {h: topo.host(h).address for h in topo.hosts_used()}
+    lead = [("lead_endpoint", topo.lead_endpoint)] if len(machines) > 1 else []
+    for path, ep in [*topo.binds().items(), *lead]:
         if ep in seen_ep and not ep.endswith(":*"):
             conv.fail(path, f"{ep} is bound by {seen_ep[ep]} too; two binders cannot share an endpoint, give each its own")
             continue
         seen_ep[ep] = path
         m = _ENDPOINT_RE.match(ep)
-        if m and m.group("port") and m.group("port") != "*":
-            port = str(int(m.group("port")))  # 05555 is 5555
-            if port in seen_port:
-                conv.fail(path, f"port {port} is already used by {seen_port[port]}; pick a free port (or * for one the OS picks)")
-            seen_port[port] = path
+        if not (m and m.group("port") and m.group("port") != "*"):
+            continue
+        port = str(int(m.group("port")))  # 05555 is 5555
+        if path == "control":
+            on = set(machines.values())
+        elif path == "lead_endpoint":
+            on = {machines[topo.lead_host()]}
+        else:
+            on = {topo.host(topo.host_of(BINDERS[path])).address}
+        for machine in sorted(on):
+            if (machine, port) in seen_port:
+                conv.fail(path, f"port {port} is already used by {seen_port[machine, port]}"
+                          + (f" on {machine}" if len(machines) > 1 else "")
+                          + "; pick a free port (or * for one the OS picks)")
+                break
+        for machine in on:
+            seen_port[machine, port] = path
+    _placement_checks(topo, conv)
     published = set(topo.symbols)
     if len(published) != len(topo.symbols):
         conv.fail("symbols", "lists a symbol twice; list each once")
@@ -525,7 +719,7 @@ def _check_security(topo: Topology, conv: _Converter) -> None:
                       f"(or drop {name!r} from allow)")
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     host = host.strip("[]")
     if host == "localhost":
         return True
@@ -539,16 +733,23 @@ def warnings(topo: Topology) -> list[str]:
     """Risks worth a line on stderr before a run, not a refusal: plaintext TCP beyond this host,
     and secret keys others can read."""
     out: list[str] = []
+    crossing = cross_host(topo)
     for path, ep in topo.binds().items():
         m = _ENDPOINT_RE.match(ep)
-        if not m or not m.group("host") or _loopback(m.group("host")):
+        if not m or not m.group("host") or is_loopback(m.group("host")):
             continue
-        if path == "control":
+        if path in crossing and not topo.security.curve:
+            out.append(f"{path}: {ep} crosses hosts ({crossing[path]}) in plaintext: whoever is on the network "
+                       "reads (or feeds) it; turn on security.curve (README: Security)")
+        elif path == "control":
             out.append(f"control: {ep} is not loopback, and the control socket is never encrypted: whoever "
                        "reaches it can stop the stack or pose as a process; bind it on 127.0.0.1")
         elif not topo.security.curve:
             out.append(f"{path}: {ep} is not loopback and security.curve is off: whoever reaches it reads (or "
                        "feeds) this socket in plaintext; bind 127.0.0.1 or turn on security.curve")
+    if len(topo.hosts_used()) > 1 and not is_loopback(_ENDPOINT_RE.match(topo.lead_endpoint).group("host") or ""):
+        out.append(f"lead_endpoint: {topo.lead_endpoint}: the launchers coordinate in plaintext (never encrypted): "
+                   "keep it on a trusted network, it can stop the stack")
     if topo.security.curve and topo.security.keys:
         for name in topo.process_names():
             secret = Path(topo.security.keys) / f"{name}.key_secret"
@@ -580,6 +781,8 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -
     base_dir = base_dir or Path.cwd()
     if not isinstance(data, dict):
         raise TopologyError(source, [f"<top>: expected a mapping of keys, got {_show(data)}"])
+    if isinstance(data.get("hosts"), dict):  # NAME: ADDRESS is short for NAME: {address: ADDRESS}
+        data = {**data, "hosts": {k: {"address": v} if isinstance(v, str) else v for k, v in data["hosts"].items()}}
     topo = conv.dataclass(Topology, data, "")
     if topo is not None:
         strategies = {n: dataclasses.replace(s, name=n) for n, s in topo.strategies.items()}
@@ -589,6 +792,7 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -
         security = topo.security
         if security.keys:
             security = dataclasses.replace(security, keys=str((base_dir / security.keys).resolve()))
+        topo = _place(topo, conv)
         topo = dataclasses.replace(
             topo,
             security=security,
@@ -670,6 +874,13 @@ def describe(topo: Topology) -> str:
         params = ", ".join(f"{k}={v}" for k, v in s.params.items()) or "defaults"
         lines.append(f"  {name:<13} {s.cls} on {', '.join(s.symbols)} qty {s.qty} ({params})"
                      + ("" if s.conflate else ", acts on every doorbell"))
+    if len(topo.hosts_used()) > 1:
+        for i, h in enumerate(topo.hosts_used()):
+            host = topo.host(h)
+            lines.append(("  hosts         " if i == 0 else " " * 16) + f"{h} at {host.address}"
+                         + (f" (binds {host.bind})" if host.bind else "")
+                         + f": {', '.join(topo.processes_on(h)) or 'no processes'}"
+                         + (f"; the lead, at {topo.lead_endpoint}" if h == topo.lead_host() else ""))
     if topo.tuning.cpu_dma_latency_us is not None:
         lines.append(f"  tuning        hold cpu_dma_latency at {topo.tuning.cpu_dma_latency_us} us")
     if topo.security.curve:

@@ -1,0 +1,260 @@
+"""A stack over two hosts: placement rules, and real runs across two network namespaces.
+
+The namespace tests run one launcher per "host" (``ip netns exec``), the gateway and order
+manager on a, the orderbook and strategies on b, over a veth pair: orders flow and are acked,
+and the lead's combined report holds both hosts' processes. Then the link is cut under load:
+the feeds reconnect and count their gaps, unanswered orders are re-sent, no acked order is lost
+or filled twice, and the run still ends cleanly. Namespaces, veths, processes and segments are
+all gone afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+import netns
+from conftest import DELETE, ROOT
+from zmqtrade import journal, topology
+
+EXAMPLE = ROOT / "topologies" / "two_hosts.yaml"
+HOSTS = {"hosts": {"a": "10.0.0.1", "b": "10.0.0.2"}}
+PLACED = {
+    **HOSTS,
+    "gateway": {"host": "a", "prices": "tcp://{host}:5555", "news": "tcp://{host}:5556"},
+    "ordermanager": {"host": "a", "endpoint": "tcp://{host}:5558"},
+    "orderbook": {"host": "b", "doorbell": "ipc://{run_dir}/bell.ipc"},
+    "strategies": {"trend": {"host": "b"}, "meanrev": {"host": "b"}},
+}
+
+
+def problems(write_topology, changes: dict[str, Any]) -> list[str]:
+    try:
+        topology.load(write_topology(changes))
+    except topology.TopologyError as exc:
+        return exc.problems
+    return []
+
+
+# --------------------------------------------------------------------------- placement
+def test_host_placeholder_resolves_to_the_binders_host(write_topology):
+    topo = topology.load(write_topology(PLACED))
+    assert topo.gateway.prices == "tcp://10.0.0.1:5555"
+    assert topo.ordermanager.endpoint == "tcp://10.0.0.1:5558"
+    assert topo.lead_endpoint == "tcp://10.0.0.1:5549"  # the gateway's host leads by default
+    assert topo.hosts_used() == ["a", "b"]
+    assert topo.processes_on("b") == ["orderbook", "trend", "meanrev"]
+    assert topo.connecters()["gateway.prices"] == ("orderbook", "ordermanager")  # the OM keeps its own prices
+
+
+def test_bind_interface_differs_from_the_address_others_use(write_topology):
+    topo = topology.load(write_topology({**PLACED, "hosts": {"a": {"address": "box-a.lan", "bind": "*"},
+                                                             "b": "10.0.0.2"}}))
+    assert topo.gateway.prices == "tcp://box-a.lan:5555"
+    assert topo.bind_endpoint("gateway.prices") == "tcp://*:5555"
+    assert topo.connect_endpoint("gateway.prices", "tcp://0.0.0.0:5555") == "tcp://box-a.lan:5555"
+
+
+@pytest.mark.parametrize("changes, key, fragment", [
+    ({"strategies": {"trend": {"host": "a"}}}, "strategies.trend.host", "has no orderbook"),
+    ({"gateway": {"news": "ipc://{run_dir}/news.ipc"}}, "gateway.news", "cannot cross hosts"),
+    ({"ordermanager": {"endpoint": "tcp://127.0.0.1:5558"}}, "ordermanager.endpoint", "loopback"),
+    ({"orderbook": {"host": "c"}}, "orderbook.host", "no host 'c'"),
+    ({"hosts": {"a": "box-a.lan", "b": "10.0.0.2"}}, "hosts.a.bind", "add bind"),
+    ({"lead_endpoint": "tcp://{host}:*"}, "lead_endpoint", "fixed one"),
+    ({"lead": "z"}, "lead", "no host 'z'"),
+    ({"control": "tcp://{host}:5550"}, "control", "each launcher's own"),
+])
+def test_placement_errors_name_the_key_and_the_fix(write_topology, changes, key, fragment):
+    merged = json.loads(json.dumps(PLACED))
+    for section, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(section), dict) and section != "hosts":
+            for k, v in value.items():
+                merged[section][k] = {**merged[section][k], **v} if isinstance(v, dict) else v
+        else:
+            merged[section] = value
+    found = problems(write_topology, merged)
+    assert [p for p in found if p.startswith(f"{key}:") and fragment in p], found
+
+
+def test_ports_are_per_host_but_two_hosts_on_one_address_share_them(write_topology):
+    # a and b are different machines: the same port on each is fine
+    assert not problems(write_topology, {**PLACED, "orderbook": {"host": "b", "doorbell": "tcp://{host}:5555"}})
+    # the same machine under two names: one port, one binder
+    same = {**PLACED, "hosts": {"a": "127.0.0.1", "b": "127.0.0.1"},
+            "orderbook": {"host": "b", "doorbell": "tcp://{host}:5555"}}
+    assert any(p.startswith("orderbook.doorbell: tcp://127.0.0.1:5555 is bound by gateway.prices too")
+               for p in problems(write_topology, same))
+
+
+def test_plaintext_across_hosts_is_warned_about(write_topology):
+    topo = topology.load(write_topology(PLACED))
+    warned = "\n".join(topology.warnings(topo))
+    assert "gateway.prices: tcp://10.0.0.1:5555 crosses hosts (a -> b) in plaintext" in warned
+    assert "lead_endpoint" in warned
+    assert "orderbook.doorbell" not in warned  # ipc on b alone
+
+
+def test_a_multi_host_topology_needs_host_and_a_known_one(launch, tmp_path):
+    run = launch(str(EXAMPLE))
+    assert run.finish(30) == 2
+    assert "run one launcher per host" in run.stderr and "--host NAME" in run.stderr
+    run = launch(str(EXAMPLE), "--host", "c")
+    assert run.finish(30) == 2
+    assert "runs nothing on 'c'" in run.stderr
+    assert not list(tmp_path.glob("runs/*")), "nothing may start"
+
+
+def test_the_example_checks_out(launch):
+    run = launch(str(EXAMPLE), "--check")
+    assert run.finish(30) == 0, run.stderr
+    assert "b at 192.168.1.11: orderbook, trend, meanrev" in run.output
+
+
+# --------------------------------------------------------------------------- two namespaces
+@pytest.fixture
+def hosts() -> Iterator[netns.Hosts]:
+    why = netns.unavailable()
+    if why:
+        netns.skip_or_fail(why)
+    h = netns.make()
+    try:
+        yield h
+    finally:
+        stray = netns.remove(h)
+        assert not stray, f"processes were left in the namespaces: {stray}"
+        assert not {h.ns_a, h.ns_b} & set(netns.namespaces())
+
+
+def start_pair(launch, hosts: netns.Hosts, tmp_path: Path, topo: Path, *extra: str, env: dict | None = None):
+    common = ["--set", f"hosts.a={hosts.addr_a}", "--set", f"hosts.b={hosts.addr_b}", "-q", *extra]
+    b = launch(str(topo), "--host", "b", "--run-dir", str(tmp_path / "b"), *common,
+               prefix=hosts.exec_in(hosts.ns_b), env=env)
+    a = launch(str(topo), "--host", "a", "--run-dir", str(tmp_path / "a"), *common,
+               prefix=hosts.exec_in(hosts.ns_a), env=env)
+    return a, b
+
+
+def test_two_hosts_trade_and_the_lead_reports_both(launch, hosts, tmp_path):
+    a, b = start_pair(launch, hosts, tmp_path, EXAMPLE, "--duration", "3", "--set", "gateway.rate=2000")
+    assert a.finish(120) == 0, a.output + a.stderr
+    assert b.finish(60) == 0, b.output + b.stderr
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    placed = {name: p.get("host") for name, p in report["processes"].items()}
+    assert placed == {"launcher@a": "a", "gateway": "a", "ordermanager": "a",
+                      "launcher@b": "b", "orderbook": "b", "trend": "b", "meanrev": "b"}
+    c = report["counters"]
+    assert c["ticks_applied"] > 0 and c["tick_gaps"] == 0
+    assert c["orders_acked"] > 0
+    assert c["orders_acked"] + c["orders_rejected"] == c["orders_sent"]
+    records = list(journal.read(tmp_path / "a" / journal.FILENAME))
+    assert len(records) == c["journal_records"] == c["orders_acked"]
+    assert report["latency_us"]["tick_to_ack"]["count"] > 0
+    assert report["processes"]["orderbook"]["cpu_percent"]["mean"] > 0  # b's psutil figures arrived
+    b_host = report["hosts"]["b"]
+    assert b_host["report"] is True and b_host["run_dir"] == str(tmp_path / "b")
+    # one kernel, one CLOCK_MONOTONIC: the measured offset must come out near zero
+    assert abs(b_host["clock_offset_ns"]) <= b_host["clock_uncertainty_ns"] + 1_000_000
+    assert (tmp_path / "a" / "report.html").is_file()
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["counters"]["orders_acked"] == c["orders_acked"]
+    assert "host b joined" in a.output
+
+
+PINGPONG = """
+from zmqtrade.strategies import OrderRequest, Strategy
+
+class PingPong(Strategy):
+    '''Keeps one order in flight at all times (the next goes out on each reply), plus one per
+    quote: whenever the link is cut, some order is waiting for its answer.'''
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last = None
+        self.n = 0
+
+    def order(self):
+        self.n += 1
+        side = "BUY" if self.n % 2 else "SELL"
+        return OrderRequest(self.last.symbol, side, 1, self.last.ask if side == "BUY" else self.last.bid)
+
+    def on_quote(self, quote):
+        first = self.last is None
+        self.last = quote
+        return [self.order(), self.order()] if first else [self.order()]
+
+    def on_reply(self, reply, order):
+        self.submit(self.order())
+"""
+
+
+def cut_link_topology(tmp_path: Path) -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["duration_s"] = 0  # until the test stops it
+    data["gateway"]["rate"] = 1000
+    data["ordermanager"]["risk"] = {"max_order_qty": 10, "max_position": 1000, "max_orders_per_s": 100000}
+    data["strategies"] = {"pp": {"host": "b", "class": "pingpong:PingPong", "symbols": ["AAPL", "MSFT"],
+                                 "qty": 1, "order_timeout_s": 0.3}}
+    data["report"] = {"sample_interval_s": 0.25}
+    (tmp_path / "pingpong.py").write_text(PINGPONG)
+    path = tmp_path / "cut.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def journal_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def wait_until(what: str, ok, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.05)  # polling a file the launchers write, against a deadline
+
+
+def test_a_cut_link_heals_without_losing_or_doubling_an_acked_order(launch, hosts, tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    a, b = start_pair(launch, hosts, tmp_path, cut_link_topology(tmp_path), env=env)
+    a.wait_for("stack ready", 60)
+    jpath = tmp_path / "a" / journal.FILENAME
+    wait_until("orders flowing", lambda: journal_lines(jpath) >= 300, 30)
+    hosts.link(up=False)
+    cut_at = journal_lines(jpath)
+    time.sleep(4.0)  # the outage itself: longer than the 2 s heartbeat timeout, so links drop
+    during = journal_lines(jpath) - cut_at
+    hosts.link(up=True)
+    back_at = journal_lines(jpath)
+    wait_until("orders flowing again after the link came back", lambda: journal_lines(jpath) >= back_at + 300, 30)
+    a.proc.send_signal(signal.SIGINT)  # by pid: ip netns exec became the launcher
+    assert a.finish(90) == 0, a.output + a.stderr
+    assert b.finish(60) == 0, b.output + b.stderr
+
+    assert during <= 5, f"{during} orders were journaled while the link was down"
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    records = list(journal.read(jpath))
+    keys = Counter((r["strategy"], r["clordid"]) for r in records)
+    assert not [k for k, n in keys.items() if n > 1], "an order was filled twice"
+    pp = report["processes"]["pp"]
+    acked = {i for lo, hi in pp["acked_ids"] for i in range(lo, hi + 1)}
+    journaled = {r["clordid"] for r in records if r["strategy"] == "pp"}
+    assert acked == journaled, (sorted(acked - journaled)[:5], sorted(journaled - acked)[:5])
+    c = pp["counters"]
+    assert c["orders_resent"] > 0, "the order in flight at the cut was never re-sent"
+    assert c["orders_unanswered"] == 0
+    assert c["orders_acked"] + c["orders_rejected"] == c["orders_sent"]
+    book = report["processes"]["orderbook"]["counters"]
+    assert report["counters"]["tick_gaps"] > 0, "ticks lost with the dropped connection must be counted"
+    assert book["resubscribed"] >= 1, "the orderbook's feed did not reconnect"
+    assert report["hosts"]["b"]["report"] is True
+    seen = [e["event"] for e in report["events"] if e["process"] == "launcher@b"]
+    assert any(e.startswith("silent for") for e in seen) and any(e.startswith("back after") for e in seen), seen

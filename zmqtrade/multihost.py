@@ -1,0 +1,474 @@
+"""Launchers for a stack spread over hosts: one per host (``--host NAME``), one of them the lead.
+
+The lead (the gateway's host, or ``lead:`` / ``--lead``) runs the phases of a one-host run
+across every host: a start level begins everywhere only once the previous one is ready on all
+hosts (so bound ports travel to the hosts that connect to them), streaming starts when all
+are ready, and the stop stages run in order across hosts: the gateway first, the order
+manager last, wherever they are. Each other host's launcher (a peer) starts, supervises,
+restarts and stops its own processes, as the lead asks, writes its own run directory, and
+sends its report to the lead, which writes the combined one.
+
+A peer measures its clock's offset from the lead's when it joins (and again at the end, for
+the drift), and starts its processes with it, so the timestamps messages carry are the lead's
+clock on every host and latencies across hosts subtract like local ones (README: "Clocks").
+
+Commands are re-sent until answered (:mod:`zmqtrade.peering`): a cut link delays the
+conversation, it does not break it. A peer that hears nothing from the lead for
+``LEAD_LOST_S`` stops its processes in order and reports on its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import zmq
+
+from zmqtrade import peering, report
+from zmqtrade.child import Child, RecordedChild
+from zmqtrade.launcher import READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels, stop_stages
+from zmqtrade.peering import ClockSync
+
+log = logging.getLogger("zmqtrade.launcher")
+
+JOIN_WAIT_S = 120.0
+"""How long the lead waits for the other hosts' launchers (someone has to start them)."""
+LEAD_LOST_S = 30.0
+"""A peer that hears nothing from the lead this long stops its processes and reports alone."""
+SILENT_S = 2.0
+"""A host silent this long is reported (link down?); it may come back."""
+REPORT_WAIT_S = 15.0
+
+
+def data_endpoints(endpoints: dict[str, str]) -> dict[str, str]:
+    """Endpoints other hosts connect to: all but each launcher's own control socket."""
+    return {k: v for k, v in endpoints.items() if k != "control"}
+
+
+@dataclass
+class Peer:
+    """What the lead knows of another host's launcher."""
+
+    host: str
+    joined: bool = False
+    sync: dict[str, int] = field(default_factory=dict)
+    last_seen: float = 0.0
+    silent: bool = False
+    levels: dict[int, dict[str, str]] = field(default_factory=dict)
+    streaming: bool = False
+    stopped: set[int] = field(default_factory=set)
+    status: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
+    pending: tuple[str, Any, Callable[[], bool]] | None = None
+    """A command re-sent every beat until its check says it was answered."""
+    next_send: float = 0.0
+
+
+class LeadLauncher(Launcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.peers = {h: Peer(h) for h in self.topo.hosts_used() if h != self.host}
+        self.channel: peering.LeadChannel | None = None
+        self.digest = peering.digest(self.topo)
+        self._next_beat = 0.0
+        self._remote_failed: set[str] = set()
+
+    # ------------------------------------------------------------------ channel
+    def _open_links(self, ctx: zmq.Context) -> None:
+        lead = self.topo.host(self.host or "")
+        bind = self.topo.lead_endpoint
+        if lead.bind:
+            bind = f"tcp://{lead.bind}:{bind.rsplit(':', 1)[1]}"
+        self.channel = peering.LeadChannel(ctx, bind)
+        log.info("lead of %s: waiting for %s at %s", self.topo.name, ", ".join(self.peers), self.topo.lead_endpoint)
+
+    def _link_sockets(self) -> list[zmq.Socket]:
+        return [self.channel.sock] if self.channel is not None else []
+
+    def _close_links(self) -> None:
+        if self.channel is not None:
+            for peer in self.peers.values():
+                self.channel.send(peer.host, peering.BYE)
+            self.channel.close()
+            self.channel = None
+
+    def _ask(self, hosts: Sequence[str], verb: str, payload: Any, answered: Callable[[Peer], bool]) -> None:
+        for h in hosts:
+            peer = self.peers[h]
+            peer.pending = (verb, payload, lambda p=peer: answered(p))
+            peer.next_send = 0.0
+
+    def _pump_links(self) -> None:
+        if self.channel is None:
+            return
+        now = time.monotonic()
+        while (msg := self.channel.recv()) is not None:
+            self._on_message(now, *msg)
+        beat = now >= self._next_beat
+        if beat:
+            self._next_beat = now + peering.BEAT_S
+        for peer in self.peers.values():
+            if peer.pending is not None and peer.pending[2]():
+                peer.pending = None
+            if peer.pending is not None and now >= peer.next_send:
+                peer.next_send = now + peering.BEAT_S
+                self.channel.send(peer.host, peer.pending[0], peer.pending[1])
+            elif beat and peer.joined:
+                self.channel.send(peer.host, peering.BEAT)
+            if peer.joined and not peer.silent and now - peer.last_seen > SILENT_S:
+                peer.silent = True
+                self._host_event(peer.host, f"silent for {now - peer.last_seen:.1f} s (link down?)")
+
+    def _on_message(self, now: float, host: str, verb: str, p: Any) -> None:
+        peer = self.peers.get(host)
+        if verb == peering.HELLO:
+            why = self._refusal(host, p)
+            if why:
+                log.warning("refused a launcher calling itself %r: %s", host, why)
+                self.channel.send(host, peering.REFUSED, {"reason": why})
+                return
+            self.channel.send(host, peering.WELCOME, {"t0_ns": int(self._t0 * 1e9), "lead": self.host})
+        if peer is None:
+            return
+        if peer.silent:
+            peer.silent = False
+            self._host_event(host, f"back after {now - peer.last_seen:.1f} s")
+        peer.last_seen = now
+        if verb == peering.PING and isinstance(p, dict):
+            self.channel.send(host, peering.PONG, {**p, "t2": time.monotonic_ns()})
+        elif verb == peering.JOINED and isinstance(p, dict):
+            if not peer.joined:
+                log.info("host %s joined (clock offset %+.3f ms, +/- %.0f us)", host,
+                         p.get("offset_ns", 0) / 1e6, p.get("uncertainty_ns", 0) / 1e3)
+            peer.joined, peer.sync = True, dict(p)
+        elif verb == peering.LEVEL_READY and isinstance(p, dict):
+            peer.levels[int(p["i"])] = dict(p.get("endpoints") or {})
+        elif verb == peering.STREAMING:
+            peer.streaming = True
+        elif verb == peering.STOPPED and isinstance(p, dict):
+            peer.stopped.add(int(p["k"]))
+        elif verb == peering.STATUS and isinstance(p, dict):
+            peer.status = p
+        elif verb == peering.REPORT_DATA and isinstance(p, dict):
+            peer.data = p
+
+    def _refusal(self, host: str, p: Any) -> str | None:
+        if host not in self.peers:
+            return (f"{host!r} runs no process of {self.topo.name} (its hosts: "
+                    f"{', '.join(self.topo.hosts_used())}; the lead is {self.host})")
+        if not isinstance(p, dict) or p.get("digest") != self.digest:
+            return ("its topology differs from the lead's: start every host's launcher with the same file "
+                    "and the same --set options")
+        return None
+
+    def _host_event(self, host: str, what: str) -> None:
+        self.events.append({"t_s": round(time.monotonic() - (self.stream_started or self._t0), 3),
+                            "process": f"launcher@{host}", "pid": 0, "host": host, "event": what})
+        self.view.print(f"launcher | host {host} {what}")
+
+    def _remote_failure(self) -> bool:
+        for peer in self.peers.values():
+            reason = peer.status.get("failed")
+            if reason and peer.host not in self._remote_failed:
+                self._remote_failed.add(peer.host)
+                self.failures.append({"process": f"launcher@{peer.host}", "exit_code": None, "log_tail": [],
+                                      "reason": f"host {peer.host}: {reason}"})
+                self.view.print(f"launcher | host {peer.host}: {reason}; ending the run")
+        return bool(self._remote_failed)
+
+    def _wait_for(self, hosts: Sequence[str], done: Callable[[Peer], bool], timeout_s: float, what: str,
+                  starting: bool = True) -> bool:
+        """Pump until ``done`` holds for every host in ``hosts``; False (a failure recorded per
+        missing host) after ``timeout_s``, or while ``starting``, on Ctrl-C or a failed host."""
+        deadline = time.monotonic() + timeout_s
+        while not all(done(self.peers[h]) for h in hosts):
+            if starting and (self.interrupts or self._remote_failure()):
+                return False
+            if time.monotonic() >= deadline:
+                for h in hosts:
+                    if not done(self.peers[h]):
+                        self.failures.append({"process": f"launcher@{h}", "exit_code": None, "log_tail": [],
+                                              "reason": f"host {h}: {what} within {timeout_s:.0f} s"})
+                        self.view.print(f"launcher | host {h}: {what} within {timeout_s:.0f} s")
+                return False
+            self._pump(0.05)
+        return True
+
+    # ------------------------------------------------------------------ phases
+    def _start(self) -> bool:
+        hosts = list(self.peers)
+        cmd = " ".join(["python launch.py", self.topo.source or "TOPOLOGY", "--host"])
+        for h in hosts:
+            log.info("  on %s (%s): %s %s", h, self.topo.host(h).address, cmd, h)
+        if not self._wait_for(hosts, lambda p: p.joined, JOIN_WAIT_S, "no launcher joined"):
+            return False
+        return super()._start()
+
+    def _start_level(self, i: int, level: list[str]) -> bool:
+        remote = sorted({self.topo.host_of(n) for n in level} - {self.host})
+        shared = data_endpoints(self.topo.binds())
+        self._ask(remote, peering.LEVEL, {"i": i, "endpoints": shared}, lambda p: i in p.levels)
+        if not super()._start_level(i, level):
+            return False
+        if not self._wait_for(remote, lambda p: i in p.levels, READY_TIMEOUT_S + 5, f"start level {i} not ready"):
+            return False
+        for h in remote:
+            self.topo = self.topo.replace_endpoints(data_endpoints(self.peers[h].levels[i]))
+        return True
+
+    def _begin_streaming(self) -> None:
+        super()._begin_streaming()
+        self._ask(list(self.peers), peering.STREAM, None, lambda p: p.streaming)
+
+    def _stop(self) -> None:
+        self._end_streaming()
+        joined = [h for h, p in self.peers.items() if p.joined]
+        for k, stage in enumerate(stop_stages(self.topo)):
+            self._ask(joined, peering.STOP, {"k": k}, lambda p, k=k: k in p.stopped)
+            self._stop_stage(k, [self.children[n] for n in stage if n in self.children])
+            grace = STOP_GRACE_S + STATS_AFTER_EXIT_S + 2 * peering.BEAT_S
+            self._wait_for([h for h in joined if k not in self.peers[h].stopped and h not in self._lost()],
+                           lambda p, k=k: k in p.stopped, grace if self.interrupts < 2 else 1.0,
+                           f"did not confirm stop stage {k} ({', '.join(stage) or 'nothing'})", starting=False)
+
+    def _lost(self) -> set[str]:
+        """Hosts already given up on (a stage they never confirmed)."""
+        return {f["process"].split("@", 1)[1] for f in self.failures
+                if f["process"].startswith("launcher@") and "did not confirm" in f["reason"]}
+
+    # ------------------------------------------------------------------ report
+    def _finish(self, code: int) -> None:
+        joined = [h for h, p in self.peers.items() if p.joined and h not in self._lost()]
+        self._ask(joined, peering.REPORT, None, lambda p: p.data is not None)
+        deadline = time.monotonic() + REPORT_WAIT_S
+        while any(self.peers[h].data is None for h in joined) and time.monotonic() < deadline:
+            self._pump(0.05)
+        missing = [h for h in self.peers if self.peers[h].data is None]
+        for h in missing:
+            self.failures.append({"process": f"launcher@{h}", "exit_code": None, "log_tail": [],
+                                  "reason": f"host {h}: no report received; see its own run directory"})
+        code = 1 if self.failures or code else 0
+        children: list[Child] = [self.me, *self.children.values()]
+        records = 0
+        hosts: dict[str, Any] = {self.host or "": self._host_entry("lead", self.run_dir, {}, code=code)}
+        rep = self._report(code)
+        failures = list(self.failures)
+        for h, peer in self.peers.items():
+            data = peer.data or {}
+            theirs = data.get("report") or {}
+            log_dir = Path(str(theirs.get("run_dir", "")))
+            children += [RecordedChild.from_record(r, log_dir / f"{r['name']}.log") for r in data.get("children", [])]
+            records += int((theirs.get("counters") or {}).get("journal_records", 0))
+            failures += [{**f, "host": h} for f in theirs.get("failures", [])]
+            rep["events"] += [{**e, "host": h} for e in theirs.get("events", [])]
+            hosts[h] = self._host_entry("peer", theirs.get("run_dir"), {**peer.sync, **data.get("clock_end", {})},
+                                        received=peer.data is not None, code=theirs.get("exit_code"))
+            if peer.data is not None:
+                (self.run_dir / "hosts").mkdir(exist_ok=True)
+                (self.run_dir / "hosts" / f"{h}.json").write_text(json.dumps(theirs, indent=2) + "\n")
+        combined = report.build(self.topo.name, self.topo.source, self.run_dir, rep["duration_s"],
+                                1 if any(h["exit_code"] for h in hosts.values()) else code,
+                                children[1:], rep["counters"]["journal_records"] + records,
+                                failures, launcher=self.me, window=self._window(),
+                                events=sorted(rep["events"], key=lambda e: e["t_s"]))
+        combined["hosts"] = hosts
+        self._write_report(combined, children)
+
+    def _host_entry(self, role: str, run_dir: Any, sync: dict[str, Any], received: bool = True,
+                    code: int | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"role": role, "run_dir": str(run_dir) if run_dir else None, "report": received,
+                                 "exit_code": code,
+                                 "clock_offset_ns": int(sync.get("offset_ns", 0)),
+                                 "clock_uncertainty_ns": int(sync.get("uncertainty_ns", 0))}
+        if "end_offset_ns" in sync:
+            entry["clock_drift_ns"] = int(sync["end_offset_ns"]) - entry["clock_offset_ns"]
+        return entry
+
+
+class PeerLauncher(Launcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channel: peering.PeerChannel | None = None
+        self.digest = peering.digest(self.topo)  # before {run_dir} is made this host's own
+        self.sync: ClockSync | None = None
+        self.lead_t0_ns = 0
+        self.last_heard = time.monotonic()
+        self.refused: str | None = None
+        self.levels_wanted: dict[int, dict[str, str]] = {}
+        self.levels_ready: dict[int, dict[str, str]] = {}
+        self.stream_wanted = False
+        self.stops_wanted: set[int] = set()
+        self.stops_done: set[int] = set()
+        self.report_wanted = False
+        self.bye = False
+        self.payload: dict[str, Any] | None = None
+        self._next_status = 0.0
+
+    # ------------------------------------------------------------------ channel
+    def _open_links(self, ctx: zmq.Context) -> None:
+        self.channel = peering.PeerChannel(ctx, self.topo.lead_endpoint, self.host or "")
+
+    def _link_sockets(self) -> list[zmq.Socket]:
+        return [self.channel.sock] if self.channel is not None else []
+
+    def _close_links(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+    def _send(self, verb: str, payload: Any = None) -> None:
+        if self.channel is not None:
+            self.channel.send(verb, payload)
+
+    def _lead_lost(self) -> bool:
+        return time.monotonic() - self.last_heard > LEAD_LOST_S
+
+    def _pump_links(self) -> None:
+        if self.channel is None:
+            return
+        while (msg := self.channel.recv()) is not None:
+            self._on_command(*msg)
+        now = time.monotonic()
+        if now >= self._next_status and self.sync is not None:
+            self._next_status = now + peering.BEAT_S
+            failed = self.failures[0]["reason"] if self.failures and not self.stream_stopped else None
+            self._send(peering.STATUS, {"failed": failed or ("interrupted (Ctrl-C)" if self.interrupts else None)})
+
+    def _on_command(self, verb: str, p: Any) -> None:
+        self.last_heard = time.monotonic()
+        if verb == peering.LEVEL and isinstance(p, dict):
+            i = int(p["i"])
+            self.levels_wanted.setdefault(i, dict(p.get("endpoints") or {}))
+            if i in self.levels_ready:
+                self._send(peering.LEVEL_READY, {"i": i, "endpoints": self.levels_ready[i]})
+        elif verb == peering.STREAM:
+            self.stream_wanted = True
+            if self.stream_started:
+                self._send(peering.STREAMING)
+        elif verb == peering.STOP and isinstance(p, dict):
+            k = int(p["k"])
+            self.stops_wanted.add(k)
+            if k in self.stops_done:
+                self._send(peering.STOPPED, {"k": k})
+        elif verb == peering.REPORT:
+            self.report_wanted = True
+            if self.payload is not None:
+                self._send(peering.REPORT_DATA, self.payload)
+        elif verb in (peering.BYE, peering.ABORT):
+            self.bye = True
+        elif verb == peering.REFUSED and isinstance(p, dict):
+            self.refused = str(p.get("reason"))
+
+    def _remote_failure(self) -> bool:
+        """The lead is ending the run (or gone): stop starting, stop supervising."""
+        return self.bye or bool(self.stops_wanted) or self._lead_lost()
+
+    def _join(self) -> bool:
+        """Say hello until the lead welcomes us, then measure the clock offset."""
+        assert self.channel is not None
+        log.info("host %s: joining the lead at %s", self.host, self.topo.lead_endpoint)
+        deadline = time.monotonic() + JOIN_WAIT_S
+        hello = {"host": self.host, "digest": self.digest}
+        while self.lead_t0_ns == 0:
+            if self.interrupts or time.monotonic() >= deadline or self.refused:
+                why = f"refused by the lead: {self.refused}" if self.refused else \
+                    "interrupted" if self.interrupts else f"no lead at {self.topo.lead_endpoint} within {JOIN_WAIT_S:.0f} s"
+                self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [], "reason": why})
+                self.view.print(f"launcher | {why}")
+                return False
+            self._send(peering.HELLO, hello)
+            msg = self.channel.recv(peering.BEAT_S)
+            if msg and msg[0] == peering.WELCOME and isinstance(msg[1], dict):
+                self.lead_t0_ns = int(msg[1]["t0_ns"])
+            elif msg:
+                self._on_command(*msg)
+        self.sync = peering.measure_offset(self.channel)
+        if self.sync is None:
+            self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [],
+                                  "reason": "the lead stopped answering while the clocks were compared"})
+            return False
+        self.clock_offset_ns = self.sync.offset_ns
+        self.last_heard = time.monotonic()
+        log.info("host %s: clock offset to the lead %+.3f ms (+/- %.0f us)", self.host,
+                 self.sync.offset_ns / 1e6, self.sync.uncertainty_ns / 1e3)
+        return True
+
+    def _joined_payload(self) -> dict[str, int]:
+        assert self.sync is not None
+        return {"offset_ns": self.sync.offset_ns, "uncertainty_ns": self.sync.uncertainty_ns}
+
+    # ------------------------------------------------------------------ phases
+    def _start(self) -> bool:
+        if not self._join():
+            return False
+        levels = start_levels(self.topo)
+        next_joined = 0.0
+        while not self.stream_wanted:
+            if self.interrupts or self._remote_failure():
+                return False
+            todo = sorted(set(self.levels_wanted) - set(self.levels_ready))
+            if todo:
+                i = todo[0]
+                self.topo = self.topo.replace_endpoints(self.levels_wanted[i])
+                if not self._start_level(i, levels[i]):
+                    return False
+                self.levels_ready[i] = data_endpoints({k: v for n in levels[i] if n in self.children
+                                                       for k, v in self.children[n].endpoints.items()})
+                self._send(peering.LEVEL_READY, {"i": i, "endpoints": self.levels_ready[i]})
+                continue
+            if not self.levels_wanted and time.monotonic() >= next_joined:  # until the lead acts on it
+                next_joined = time.monotonic() + peering.BEAT_S
+                self._send(peering.JOINED, self._joined_payload())
+            self._pump(0.05)
+        self._write_topology()
+        self._write_stack()
+        return True
+
+    def _supervise(self) -> None:
+        self._begin_streaming()
+        self._send(peering.STREAMING)
+        log.info("host %s streaming; the lead ends the run", self.host)
+        healthy = True
+        while not (self.interrupts or self.stops_wanted or self._remote_failure()):
+            self._pump(0.05)
+            if healthy and not self._supervise_step():
+                healthy = False  # reported in the next status; the lead stops the run
+
+    def _stop(self) -> None:
+        """Run each stop stage when the lead asks (alone, in order, if the lead is gone)."""
+        self._end_streaming()
+        stages = stop_stages(self.topo)
+        while len(self.stops_done) < len(stages):
+            alone = self.sync is None or self._lead_lost() or self.bye or self.interrupts > 1
+            todo = sorted(set(range(len(stages))) - self.stops_done)
+            k = todo[0] if alone else next((k for k in todo if k in self.stops_wanted), None)
+            if k is None:
+                self._pump(0.05)
+                continue
+            self._stop_stage(k, [self.children[n] for n in stages[k] if n in self.children])
+            self.stops_done.add(k)
+            self._send(peering.STOPPED, {"k": k})
+        if self.sync is not None and self._lead_lost() and not self.bye:
+            self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [],
+                                  "reason": f"lost the lead: nothing from it for {LEAD_LOST_S:.0f} s; stopped alone"})
+
+    def _finish(self, code: int) -> None:
+        rep = self._report(code)
+        self._write_report(rep, [self.me, *self.children.values()])
+        if self.sync is None or self.bye or self._lead_lost():
+            return
+        end = peering.measure_offset(self.channel) if self.channel is not None else None
+        shift_s = (self._t0 * 1e9 + self.clock_offset_ns - self.lead_t0_ns) / 1e9
+        self.payload = {
+            "report": rep,
+            "children": [c.record(shift_s, code if c is self.me else None) for c in (self.me, *self.children.values())],
+            "clock_end": {"end_offset_ns": end.offset_ns} if end else {},
+        }
+        deadline = time.monotonic() + REPORT_WAIT_S
+        if self.report_wanted:
+            self._send(peering.REPORT_DATA, self.payload)
+        while not self.bye and time.monotonic() < deadline and not self._lead_lost():
+            self._pump(0.05)
