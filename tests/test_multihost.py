@@ -165,6 +165,10 @@ def test_two_hosts_trade_and_the_lead_reports_both(launch, hosts, tmp_path):
     assert (tmp_path / "a" / "report.html").is_file()
     assert json.loads((tmp_path / "b" / "report.json").read_text())["counters"]["orders_acked"] == c["orders_acked"]
     assert "host b joined" in a.output
+    # b's own ipc doorbell is in b's run directory, not a's (the lead sends only what a binds)
+    b_topo = json.loads((tmp_path / "b" / "topology.json").read_text())
+    assert b_topo["orderbook"]["doorbell"] == f"ipc://{tmp_path / 'b'}/doorbell.ipc"
+    assert b_topo["gateway"]["prices"] == f"tcp://{hosts.addr_a}:5555"
 
 
 PINGPONG = """

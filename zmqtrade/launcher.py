@@ -312,7 +312,6 @@ class Launcher:
                 for n in names:
                     if not self.children[n].ready:
                         self._fail(self.children[n], f"not ready within {timeout_s:.0f} s")
-                self._timed_out()
                 return False
             self._pump(0.05)
         return True
@@ -320,9 +319,6 @@ class Launcher:
     def _remote_failure(self) -> bool:
         """Whether another host's share of the run failed (a multi-host launcher knows)."""
         return False
-
-    def _timed_out(self) -> None:
-        """Record what else a start that took too long waited for."""
 
     def _write_stack(self) -> None:
         """run_dir/stack.json: what a tool needs to find the live stack (book, pids, endpoints)."""

@@ -31,6 +31,7 @@ from zmqtrade import peering, report
 from zmqtrade.child import Child, RecordedChild
 from zmqtrade.launcher import READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels, stop_stages
 from zmqtrade.peering import ClockSync
+from zmqtrade.topology import BINDERS, Topology
 
 log = logging.getLogger("zmqtrade.launcher")
 
@@ -46,6 +47,12 @@ REPORT_WAIT_S = 15.0
 def data_endpoints(endpoints: dict[str, str]) -> dict[str, str]:
     """Endpoints other hosts connect to: all but each launcher's own control socket."""
     return {k: v for k, v in endpoints.items() if k != "control"}
+
+
+def endpoints_for(topo: Topology, host: str) -> dict[str, str]:
+    """The endpoints bound away from ``host``, as resolved so far: what its processes connect to
+    (its own binders' endpoints are its own business: an ipc path in its run directory, say)."""
+    return {k: v for k, v in data_endpoints(topo.binds()).items() if topo.host_of(BINDERS[k]) != host}
 
 
 @dataclass
@@ -96,9 +103,10 @@ class LeadLauncher(Launcher):
             self.channel = None
 
     def _ask(self, hosts: Sequence[str], verb: str, payload: Any, answered: Callable[[Peer], bool]) -> None:
+        """Send ``verb`` to each host until ``answered``; ``payload`` may be a function of the host."""
         for h in hosts:
             peer = self.peers[h]
-            peer.pending = (verb, payload, lambda p=peer: answered(p))
+            peer.pending = (verb, payload(h) if callable(payload) else payload, lambda p=peer: answered(p))
             peer.next_send = 0.0
 
     def _pump_links(self) -> None:
@@ -209,8 +217,8 @@ class LeadLauncher(Launcher):
 
     def _start_level(self, i: int, level: list[str]) -> bool:
         remote = sorted({self.topo.host_of(n) for n in level} - {self.host})
-        shared = data_endpoints(self.topo.binds())
-        self._ask(remote, peering.LEVEL, {"i": i, "endpoints": shared}, lambda p: i in p.levels)
+        self._ask(remote, peering.LEVEL, lambda h: {"i": i, "endpoints": endpoints_for(self.topo, h)},
+                  lambda p: i in p.levels)
         if not super()._start_level(i, level):
             return False
         if not self._wait_for(remote, lambda p: i in p.levels, READY_TIMEOUT_S + 5, f"start level {i} not ready"):

@@ -159,9 +159,6 @@ class Host:
     address: str = field(metadata=_key("address", check=_address, help="the address other hosts reach it at"))
     bind: str | None = field(default=None, metadata=_key("bind", check=_bind_interface))
 
-    def bind_address(self) -> str:
-        return self.bind or self.address
-
 
 LOCAL_HOST = Host("127.0.0.1")
 
