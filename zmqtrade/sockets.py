@@ -50,6 +50,9 @@ def for_endpoint(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
     if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rsplit(":", 1)[0]):
         sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        # a connect begun while the link was down would otherwise wait out TCP's SYN backoff
+        # (1, 3, 7 s...) after the link is back: give it up and start a fresh one
+        sock.setsockopt(zmq.CONNECT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
     return sock
 
 
