@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,10 +22,12 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
+import zmq
+import zmq.auth
 
 import netns
 from conftest import DELETE, ROOT
-from zmqtrade import journal, topology
+from zmqtrade import control, journal, peering, topology
 
 EXAMPLE = ROOT / "topologies" / "two_hosts.yaml"
 HOSTS = {"hosts": {"a": "10.0.0.1", "b": "10.0.0.2"}}
@@ -263,3 +268,77 @@ def test_a_cut_link_heals_without_losing_or_doubling_an_acked_order(launch, host
     assert report["hosts"]["b"]["report"] is True
     seen = [e["event"] for e in report["events"] if e["process"] == "launcher@b"]
     assert any(e.startswith("silent for") for e in seen) and any(e.startswith("back after") for e in seen), seen
+
+
+# --------------------------------------------------------------------------- CURVE across hosts
+def free_port() -> int:
+    """A port the OS just handed out and took back, for the lead's (which must be fixed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def curve_two_hosts(tmp_path: Path) -> tuple[Path, Path]:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["hosts"] = {"a": "127.0.0.1", "b": "127.0.0.1"}  # one machine under two names
+    data["gateway"].update(prices="tcp://{host}:*", news="tcp://{host}:*", rate=500)
+    data["ordermanager"]["endpoint"] = "tcp://{host}:*"
+    data["lead_endpoint"] = f"tcp://{{host}}:{free_port()}"
+    data["security"] = {"curve": True, "keys": "keys"}
+    data["duration_s"] = 2
+    path = tmp_path / "curve.yaml"
+    path.write_text(yaml.safe_dump(data))
+    keys = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "zmqtrade", "keys", str(keys), "--topology", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    return path, keys
+
+
+def test_each_host_needs_only_its_own_secret_keys(tmp_path, launch):
+    path, keys = curve_two_hosts(tmp_path)
+    assert (keys / "launcher-a.key_secret").is_file() and (keys / "launcher-b.key_secret").is_file()
+    for name in ("gateway", "ordermanager", "launcher-a"):  # a's secrets are not on b
+        (keys / f"{name}.key_secret").unlink()
+    b = launch(str(path), "--host", "b", "--check")
+    assert b.finish(30) == 0, b.stderr
+    a = launch(str(path), "--host", "a", "--check")
+    assert a.finish(30) == 2
+    assert "no usable key pair for gateway, ordermanager, launcher-a" in a.stderr, a.stderr
+    (keys / "trend.key").unlink()  # a public key every host needs
+    b = launch(str(path), "--host", "b", "--check")
+    assert b.finish(30) == 2
+    assert "lacks the public key of" not in b.stderr and "trend" in b.stderr  # b holds trend's pair: broken
+    a = launch(str(path), "--host", "a", "--check")
+    assert a.finish(30) == 2
+    assert "lacks the public key of trend" in a.stderr and "copy trend.key here" in a.stderr
+
+
+def test_launchers_talk_under_curve_and_refuse_an_unlisted_key(tmp_path, launch):
+    path, keys = curve_two_hosts(tmp_path)
+    topo = topology.load(path)
+    assert not [w for w in topology.warnings(topo) if "lead_endpoint" in w]  # encrypted: nothing to warn of
+    a = launch(str(path), "--host", "a", "--run-dir", str(tmp_path / "a"), "-q")
+    a.wait_for("waiting for b", 60)
+    # an outsider with a key of its own, calling itself b: the lead's ZAP handler refuses it
+    ctx = zmq.Context()
+    try:
+        public, secret = zmq.curve_keypair()
+        lead_public, _ = zmq.auth.load_certificate(keys / "launcher-a.key")
+        rogue = ctx.socket(zmq.DEALER)
+        rogue.setsockopt(zmq.LINGER, 0)
+        rogue.setsockopt(zmq.ROUTING_ID, b"b")
+        rogue.curve_publickey, rogue.curve_secretkey, rogue.curve_serverkey = public, secret, lead_public
+        rogue.connect(topo.lead_endpoint)
+        rogue.send(control.pack(peering.HELLO, {"host": "b", "digest": peering.digest(topo)}))
+        assert not rogue.poll(2000), "the lead answered a launcher whose key it does not list"
+        rogue.close()
+    finally:
+        ctx.term()
+    b = launch(str(path), "--host", "b", "--run-dir", str(tmp_path / "b"), "-q")
+    assert a.finish(90) == 0, a.output + a.stderr
+    assert b.finish(60) == 0, b.output + b.stderr
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["hosts"]["b"]["report"] is True
+    assert report["counters"]["ticks_applied"] > 0
+    assert report["processes"]["orderbook"]["host"] == "b"

@@ -57,9 +57,9 @@ def _fail(problems: list[str], what: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def load_or_exit(path: str, sets: dict[str, Any] | None = None) -> topology.Topology:
+def load_or_exit(path: str, sets: dict[str, Any] | None = None, host: str | None = None) -> topology.Topology:
     try:
-        return topology.load(path, sets)
+        return topology.load(path, sets, host)
     except topology.TopologyError as exc:
         _fail([f"{exc.source}: {p}" for p in exc.problems], f"{exc.source}: {len(exc.problems)} problem(s)")
 
@@ -77,7 +77,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.T
     for path in args.topology:
         for point in overrides.points(sweeps):
             merged = {**sets, **point}
-            runs.append((path, point, load_or_exit(path, merged or None)))
+            runs.append((path, point, load_or_exit(path, merged or None, args.host)))
     return runs
 
 
@@ -193,10 +193,11 @@ def keys_cmd(argv: Sequence[str]) -> int:
                                 "NAME.key (public, 0644) and NAME.key_secret (secret, 0600) in DIR (made 0700).")
     p.add_argument("dir", type=Path, help="directory for the keys, as security.keys names it")
     p.add_argument("names", nargs="*", metavar="NAME", help="a pair per name, e.g. a tool listed in security.allow")
-    p.add_argument("--topology", metavar="FILE", help="also a pair for every process of this topology")
+    p.add_argument("--topology", metavar="FILE", help="also a pair for every process of this topology (and, across hosts, each launcher)")
     p.add_argument("--force", action="store_true", help="replace existing pairs (their old keys stop working)")
     args = p.parse_intermixed_args(argv)
     names = list(args.names)
+    derived: list[str] = []
     if args.topology:
         try:  # with CURVE off: its keys are what we are about to make
             topo = topology.load(args.topology, {"security.curve": False})
@@ -205,17 +206,17 @@ def keys_cmd(argv: Sequence[str]) -> int:
                 print(f"{args.topology}: {problem}", file=sys.stderr)
             print(f"{args.topology}: {len(exc.problems)} problem(s); no keys were written", file=sys.stderr)
             return 2
-        names += topo.process_names()
+        derived = topology.key_names(topo)
         if topo.security.keys and Path(topo.security.keys) != args.dir.resolve():
             print(f"zmqtrade keys: note: {args.topology} reads its keys from {topo.security.keys}, not {args.dir}",
                   file=sys.stderr)
-    names = list(dict.fromkeys(names))
-    if not names:
-        p.error("give NAMEs, --topology FILE, or both")
     for name in names:
         problem = topology._name(name)
         if problem:
             p.error(f"{name!r}: {problem}")
+    names = list(dict.fromkeys([*names, *derived]))
+    if not names:
+        p.error("give NAMEs, --topology FILE, or both")
     try:
         pairs = security.make_keys(args.dir, names, force=args.force)
     except FileExistsError as exc:

@@ -50,7 +50,10 @@ LOG_TAIL_LINES = 15
 
 
 def start_levels(topo: Topology) -> list[list[str]]:
-    """Who starts together: binders with no inputs, then the book's writer, then readers."""
+    """Who starts together: binders with no inputs, then the book's writer (and an order manager
+    that keeps its own prices: it subscribes to the feed too), then readers."""
+    if "ordermanager" in topo.connecters()["gateway.prices"]:
+        return [["gateway"], ["orderbook", "ordermanager"], list(topo.strategies)]
     return [["gateway", "ordermanager"], ["orderbook"], list(topo.strategies)]
 
 
@@ -265,6 +268,11 @@ class Launcher:
         failed = {f["process"] for f in self.failures}
         return [c for c in self.children.values() if c.exit_code is not None and not c.expected_exit
                 and c.restart_at is None and c.name not in failed]
+
+    def _launcher_failure(self, reason: str) -> None:
+        """A failure of this launcher itself (not of a child): recorded for the report, and shown."""
+        self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [], "reason": reason})
+        self.view.print(f"launcher | {reason}")
 
     def _fail(self, c: Child, reason: str) -> None:
         tail = c.tail(LOG_TAIL_LINES)
@@ -521,9 +529,7 @@ class Launcher:
             try:
                 self.control = control.ControlServer(ctx, self.topo.control)
             except zmq.ZMQError as exc:
-                self.failures.append({"process": "launcher", "exit_code": None, "log_tail": [],
-                                      "reason": f"cannot bind control endpoint {self.topo.control}: {exc}"})
-                print(f"launcher | {self.failures[-1]['reason']}", flush=True)
+                self._launcher_failure(f"cannot bind control endpoint {self.topo.control}: {exc}")
                 return 1
             self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
             if "orderbook" in self.mine:  # the book is per host: on the others, nobody reads it

@@ -27,11 +27,11 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from zmqtrade import peering, report
+from zmqtrade import peering, report, security
 from zmqtrade.child import Child, RecordedChild
 from zmqtrade.launcher import READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels, stop_stages
 from zmqtrade.peering import ClockSync
-from zmqtrade.topology import BINDERS, Topology
+from zmqtrade.topology import BINDERS, Topology, launcher_key
 
 log = logging.getLogger("zmqtrade.launcher")
 
@@ -79,6 +79,7 @@ class LeadLauncher(Launcher):
         super().__init__(*args, **kwargs)
         self.peers = {h: Peer(h) for h in self.topo.hosts_used() if h != self.host}
         self.channel: peering.LeadChannel | None = None
+        self.security: security.ProcessSecurity | None = None
         self.digest = peering.digest(self.topo)
         self._next_beat = 0.0
         self._remote_failed: set[str] = set()
@@ -89,7 +90,12 @@ class LeadLauncher(Launcher):
         bind = self.topo.lead_endpoint
         if lead.bind:
             bind = f"tcp://{lead.bind}:{bind.rsplit(':', 1)[1]}"
-        self.channel = peering.LeadChannel(ctx, bind)
+        try:
+            self.security = security.for_process(self.topo, launcher_key(self.host or ""), ctx)
+            self.channel = peering.LeadChannel(ctx, bind, self.security.opts(security.LEAD) if self.security else None)
+        except (zmq.ZMQError, security.SecurityError) as exc:
+            self._launcher_failure(f"cannot listen for the other hosts on {bind}: {exc}")
+            return
         log.info("lead of %s: waiting for %s at %s", self.topo.name, ", ".join(self.peers), self.topo.lead_endpoint)
 
     def _link_sockets(self) -> list[zmq.Socket]:
@@ -101,6 +107,8 @@ class LeadLauncher(Launcher):
                 self.channel.send(peer.host, peering.BYE)
             self.channel.close()
             self.channel = None
+        if self.security is not None:  # after the socket: none may outlive its ZAP handler
+            self.security.close()
 
     def _ask(self, hosts: Sequence[str], verb: str, payload: Any, answered: Callable[[Peer], bool]) -> None:
         """Send ``verb`` to each host until ``answered``; ``payload`` may be a function of the host."""
@@ -177,14 +185,18 @@ class LeadLauncher(Launcher):
                             "process": f"launcher@{host}", "pid": 0, "host": host, "event": what})
         self.view.print(f"launcher | host {host} {what}")
 
+    def _host_failure(self, host: str, reason: str) -> None:
+        """A failure of another host's share of the run, under its launcher's name."""
+        self.failures.append({"process": f"launcher@{host}", "exit_code": None, "log_tail": [],
+                              "reason": f"host {host}: {reason}"})
+        self.view.print(f"launcher | host {host}: {reason}")
+
     def _remote_failure(self) -> bool:
         for peer in self.peers.values():
             reason = peer.status.get("failed")
             if reason and peer.host not in self._remote_failed:
                 self._remote_failed.add(peer.host)
-                self.failures.append({"process": f"launcher@{peer.host}", "exit_code": None, "log_tail": [],
-                                      "reason": f"host {peer.host}: {reason}"})
-                self.view.print(f"launcher | host {peer.host}: {reason}; ending the run")
+                self._host_failure(peer.host, f"{reason}; ending the run")
         return bool(self._remote_failed)
 
     def _wait_for(self, hosts: Sequence[str], done: Callable[[Peer], bool], timeout_s: float, what: str,
@@ -198,15 +210,15 @@ class LeadLauncher(Launcher):
             if time.monotonic() >= deadline:
                 for h in hosts:
                     if not done(self.peers[h]):
-                        self.failures.append({"process": f"launcher@{h}", "exit_code": None, "log_tail": [],
-                                              "reason": f"host {h}: {what} within {timeout_s:.0f} s"})
-                        self.view.print(f"launcher | host {h}: {what} within {timeout_s:.0f} s")
+                        self._host_failure(h, f"{what} within {timeout_s:.0f} s")
                 return False
             self._pump(0.05)
         return True
 
     # ------------------------------------------------------------------ phases
     def _start(self) -> bool:
+        if self.channel is None:
+            return False
         hosts = list(self.peers)
         cmd = " ".join(["python launch.py", self.topo.source or "TOPOLOGY", "--host"])
         for h in hosts:
@@ -256,8 +268,7 @@ class LeadLauncher(Launcher):
             self._pump(0.05)
         missing = [h for h in self.peers if self.peers[h].data is None]
         for h in missing:
-            self.failures.append({"process": f"launcher@{h}", "exit_code": None, "log_tail": [],
-                                  "reason": f"host {h}: no report received; see its own run directory"})
+            self._host_failure(h, "no report received; see its own run directory")
         code = 1 if self.failures or code else 0
         children: list[Child] = [self.me, *self.children.values()]
         records = 0
@@ -317,7 +328,12 @@ class PeerLauncher(Launcher):
 
     # ------------------------------------------------------------------ channel
     def _open_links(self, ctx: zmq.Context) -> None:
-        self.channel = peering.PeerChannel(ctx, self.topo.lead_endpoint, self.host or "")
+        try:
+            sec = security.for_process(self.topo, launcher_key(self.host or ""), ctx)
+            self.channel = peering.PeerChannel(ctx, self.topo.lead_endpoint, self.host or "",
+                                               sec.opts(security.LEAD) if sec else None)
+        except (zmq.ZMQError, security.SecurityError) as exc:
+            self._launcher_failure(f"cannot reach for the lead at {self.topo.lead_endpoint}: {exc}")
 
     def _link_sockets(self) -> list[zmq.Socket]:
         return [self.channel.sock] if self.channel is not None else []
@@ -384,8 +400,7 @@ class PeerLauncher(Launcher):
             if self.interrupts or time.monotonic() >= deadline or self.refused:
                 why = f"refused by the lead: {self.refused}" if self.refused else \
                     "interrupted" if self.interrupts else f"no lead at {self.topo.lead_endpoint} within {JOIN_WAIT_S:.0f} s"
-                self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [], "reason": why})
-                self.view.print(f"launcher | {why}")
+                self._launcher_failure(why)
                 return False
             self._send(peering.HELLO, hello)
             msg = self.channel.recv(peering.BEAT_S)
@@ -395,8 +410,7 @@ class PeerLauncher(Launcher):
                 self._on_command(*msg)
         self.sync = peering.measure_offset(self.channel)
         if self.sync is None:
-            self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [],
-                                  "reason": "the lead stopped answering while the clocks were compared"})
+            self._launcher_failure("the lead stopped answering while the clocks were compared")
             return False
         self.clock_offset_ns = self.sync.offset_ns
         self.last_heard = time.monotonic()
@@ -410,7 +424,7 @@ class PeerLauncher(Launcher):
 
     # ------------------------------------------------------------------ phases
     def _start(self) -> bool:
-        if not self._join():
+        if self.channel is None or not self._join():
             return False
         levels = start_levels(self.topo)
         next_joined = 0.0
@@ -460,8 +474,7 @@ class PeerLauncher(Launcher):
             self.stops_done.add(k)
             self._send(peering.STOPPED, {"k": k})
         if self.sync is not None and self._lead_lost() and not self.bye:
-            self.failures.append({"process": self.me.name, "exit_code": None, "log_tail": [],
-                                  "reason": f"lost the lead: nothing from it for {LEAD_LOST_S:.0f} s; stopped alone"})
+            self._launcher_failure(f"lost the lead: nothing from it for {LEAD_LOST_S:.0f} s; stopped alone")
 
     def _finish(self, code: int) -> None:
         rep = self._report(code)

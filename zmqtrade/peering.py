@@ -23,13 +23,16 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from zmqtrade import sockets
 from zmqtrade.control import pack, unpack
-from zmqtrade.topology import Topology
+from zmqtrade.topology import Topology, launcher_key
+
+if TYPE_CHECKING:
+    from zmqtrade.security import CurveOpts
 
 HELLO, WELCOME, REFUSED, PING, PONG, JOINED = "hello", "welcome", "refused", "ping", "pong", "joined"
 LEVEL, LEVEL_READY, STREAM, STREAMING, STOP, STOPPED = "level", "level_ready", "stream", "streaming", "stop", "stopped"
@@ -51,17 +54,21 @@ def digest(topo: Topology) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _tune(sock: zmq.Socket) -> zmq.Socket:
+def _tune(sock: zmq.Socket, curve: CurveOpts | None) -> zmq.Socket:
     sock.setsockopt(zmq.LINGER, sockets.LINGER_MS)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    if curve is not None:
+        curve.apply(sock)
     return sock
 
 
 class LeadChannel:
-    """The lead launcher's side: one ROUTER, messages addressed by host name."""
+    """The lead launcher's side: one ROUTER, messages addressed by host name. Under CURVE a
+    message counts only if its sender's key is that host's launcher's (the ZAP user id)."""
 
-    def __init__(self, ctx: zmq.Context, bind: str) -> None:
-        self.sock = _tune(ctx.socket(zmq.ROUTER))
+    def __init__(self, ctx: zmq.Context, bind: str, curve: CurveOpts | None = None) -> None:
+        self.named = curve is not None
+        self.sock = _tune(ctx.socket(zmq.ROUTER), curve)
         self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a peer reconnecting after a cut takes its name back
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sockets.for_endpoint(self.sock, bind).bind(bind)
@@ -77,12 +84,15 @@ class LeadChannel:
     def recv(self) -> tuple[str, str, Any] | None:
         """The next (host, verb, payload) already here, or None. Garbage is dropped."""
         try:
-            frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return None
         try:
-            verb, payload = unpack(frames[1])
-            return frames[0].decode(), verb, payload
+            host = frames[0].bytes.decode()
+            if self.named and frames[-1].get("User-Id") != launcher_key(host):
+                return ("", "", None)  # an admitted key posing as another host's launcher
+            verb, payload = unpack(frames[1].bytes)
+            return host, verb, payload
         except Exception:
             return ("", "", None)
 
@@ -93,8 +103,8 @@ class LeadChannel:
 class PeerChannel:
     """Another host's launcher's side: a DEALER to the lead, named for its host."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, host: str) -> None:
-        self.sock = _tune(ctx.socket(zmq.DEALER))
+    def __init__(self, ctx: zmq.Context, endpoint: str, host: str, curve: CurveOpts | None = None) -> None:
+        self.sock = _tune(ctx.socket(zmq.DEALER), curve)
         self.sock.setsockopt(zmq.ROUTING_ID, host.encode())
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # while the lead is away, a send fails instead of queueing
         sockets.for_endpoint(self.sock, endpoint).connect(endpoint)

@@ -41,10 +41,21 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from zmqtrade.topology import BINDERS, Topology
+from zmqtrade.topology import BINDERS, Topology, launcher_key
 
 SERVERS: Mapping[str, str] = BINDERS
-"""The process that binds each CURVE socket, by topology key (the control socket is not here)."""
+"""The process that binds each data socket, by topology key (the control socket is not here)."""
+LEAD = "lead_endpoint"
+"""The lead launcher's socket, for the other hosts' launchers (multi-host only)."""
+
+
+def servers(topo: Topology) -> dict[str, str]:
+    """The key pair that serves each CURVE socket: the data sockets' binders and, in a
+    multi-host stack, the lead's launcher (``launcher-<host>``)."""
+    out = dict(SERVERS)
+    if len(topo.hosts_used()) > 1:
+        out[LEAD] = launcher_key(topo.lead_host())
+    return out
 
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
@@ -70,7 +81,10 @@ def domain(key: str) -> str:
 def clients_of(topo: Topology) -> dict[str, tuple[str, ...]]:
     """Names whose public keys each server socket admits: its connecters, then ``security.allow``."""
     allow = tuple(topo.security.allow)
-    return {key: tuple(dict.fromkeys((*names, *allow))) for key, names in topo.connecters().items()}
+    out = {key: tuple(dict.fromkeys((*names, *allow))) for key, names in topo.connecters().items()}
+    if len(topo.hosts_used()) > 1:  # only launchers talk to the lead
+        out[LEAD] = tuple(launcher_key(h) for h in topo.hosts_used() if h != topo.lead_host())
+    return out
 
 
 def make_keys(directory: str | Path, names: Sequence[str], force: bool = False) -> list[tuple[Path, Path]]:
@@ -216,9 +230,10 @@ class ProcessSecurity:
         public, secret = _load(secret_path(keys, name), want_secret=True)
         self.public: bytes = public
         self.secret: bytes = secret or b""  # _load refused a file without one
+        self.servers = servers(topo)
         self.server_keys = {server: _load(public_path(keys, server), want_secret=False)[0]
-                            for server in sorted(set(SERVERS.values()))}
-        self.served = [key for key, server in SERVERS.items() if server == name]
+                            for server in sorted(set(self.servers.values()))}
+        self.served = [key for key, server in self.servers.items() if server == name]
         self.auth: Any = None  # a ThreadAuthenticator, for a server
         if self.served:
             clients = clients_of(topo)
@@ -236,11 +251,11 @@ class ProcessSecurity:
 
     def opts(self, key: str) -> CurveOpts:
         """Options for this process's socket on ``key``: the server side if it binds it, else a client."""
-        if key not in SERVERS:
+        if key not in self.servers:
             raise KeyError(f"{key} is not a CURVE socket")
         if key in self.served:
             return CurveOpts(self.public, self.secret, None, domain(key))
-        return CurveOpts(self.public, self.secret, self.server_keys[SERVERS[key]])
+        return CurveOpts(self.public, self.secret, self.server_keys[self.servers[key]])
 
     def close(self) -> None:
         """Stop the authenticator (after the server sockets are closed, before the context ends)."""

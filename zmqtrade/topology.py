@@ -506,6 +506,19 @@ def _show(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- placement
+def launcher_key(host: str) -> str:
+    """The CURVE key pair of a host's launcher, in a multi-host stack with security.curve."""
+    return f"launcher-{host}"
+
+
+def key_names(topo: Topology) -> list[str]:
+    """Every key pair the stack's CURVE needs: each process's and, across hosts, each launcher's."""
+    names = topo.process_names()
+    if len(topo.hosts_used()) > 1:
+        names += [launcher_key(h) for h in topo.hosts_used()]
+    return names
+
+
 def _place(topo: Topology, conv: _Converter) -> Topology:
     """Check every ``host``, then write each binder's host address for ``{host}`` in its endpoints.
 
@@ -598,7 +611,7 @@ def cross_host(topo: Topology) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- graph checks
-def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
+def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | None, check_keys: bool) -> None:
     seen_ep: dict[str, str] = {}
     seen_port: dict[tuple[str, str], str] = {}  # (machine, port): ports are per machine, control on each
     machines = {h: topo.host(h).address for h in topo.hosts_used()}
@@ -661,12 +674,16 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path) -> None:
                 load_csv(base_dir / feed.path, topo.symbols)
             except FeedError as exc:
                 conv.fail("gateway.feed.path", f"{exc}; fix the file or point at another")
-    _check_security(topo, conv)
+    if check_keys:
+        _check_security(topo, conv, host)
 
 
-def _check_security(topo: Topology, conv: _Converter) -> None:
+def _check_security(topo: Topology, conv: _Converter, host: str | None = None) -> None:
     """With CURVE on, every key file a process will load must be there before anything starts
-    (a process that found none would fail alone, mid-start). ``keys`` is already absolute."""
+    (a process that found none would fail alone, mid-start). ``keys`` is already absolute.
+
+    Checked for one ``host`` of a multi-host stack, only its own processes' (and launcher's)
+    secret keys must be there: every other pair needs only its public half on this machine."""
     sec = topo.security
     if not sec.curve:
         return
@@ -690,10 +707,16 @@ def _check_security(topo: Topology, conv: _Converter) -> None:
             return f"unreadable ({exc})"
         return "holds no secret key" if secret and not secret_key else None
 
+    names = key_names(topo)
+    mine = set(names) if host is None else {*topo.processes_on(host), launcher_key(host)}
+    elsewhere = [n for n in names if n not in mine and problem(keys / f"{n}.key", False)]
+    if elsewhere:
+        conv.fail("security.keys", f"{keys} lacks the public key of {', '.join(elsewhere)} (their hosts hold the "
+                  f"pairs); copy {', '.join(n + '.key' for n in elsewhere)} here from where the keys were made")
     absent: list[str] = []   # no file of the pair: a new pair is all it takes
     broken: list[str] = []   # half a pair, or a file that holds no key: to be replaced (--force)
     details: list[str] = []
-    for name in topo.process_names():
+    for name in [n for n in names if n in mine]:
         whys = [(path.name, problem(path, secret))
                 for path, secret in ((keys / f"{name}.key", False), (keys / f"{name}.key_secret", True))]
         if all(why == "missing" for _, why in whys):
@@ -702,12 +725,12 @@ def _check_security(topo: Topology, conv: _Converter) -> None:
             broken.append(name)
             details += [f"{file} {why}" for file, why in whys if why]
     if absent and not broken:
-        fix = f"--topology {topo.source}" if len(absent) == len(topo.process_names()) else " ".join(absent)
+        fix = f"--topology {topo.source}" if len(absent) == len(names) else " ".join(absent)
         conv.fail("security.keys", f"{keys} has no key pair for {', '.join(absent)}; run {make} {keys} {fix}")
     elif broken:
-        names = [n for n in topo.process_names() if n in absent or n in broken]
-        conv.fail("security.keys", f"{keys} has no usable key pair for {', '.join(names)} "
-                  f"({'; '.join(details)}); run {make} {keys} {' '.join(names)} --force")
+        bad = [n for n in names if n in absent or n in broken]
+        conv.fail("security.keys", f"{keys} has no usable key pair for {', '.join(bad)} "
+                  f"({'; '.join(details)}); run {make} {keys} {' '.join(bad)} --force")
     for i, name in enumerate(sec.allow):
         why = problem(keys / f"{name}.key", False)
         if why:
@@ -744,11 +767,12 @@ def warnings(topo: Topology) -> list[str]:
         elif not topo.security.curve:
             out.append(f"{path}: {ep} is not loopback and security.curve is off: whoever reaches it reads (or "
                        "feeds) this socket in plaintext; bind 127.0.0.1 or turn on security.curve")
-    if len(topo.hosts_used()) > 1 and not is_loopback(_ENDPOINT_RE.match(topo.lead_endpoint).group("host") or ""):
-        out.append(f"lead_endpoint: {topo.lead_endpoint}: the launchers coordinate in plaintext (never encrypted): "
-                   "keep it on a trusted network, it can stop the stack")
+    if len(topo.hosts_used()) > 1 and not topo.security.curve \
+            and not is_loopback(_ENDPOINT_RE.match(topo.lead_endpoint).group("host") or ""):
+        out.append(f"lead_endpoint: {topo.lead_endpoint}: the launchers coordinate in plaintext, and whoever "
+                   "reaches it can stop the stack; turn on security.curve")
     if topo.security.curve and topo.security.keys:
-        for name in topo.process_names():
+        for name in key_names(topo):
             secret = Path(topo.security.keys) / f"{name}.key_secret"
             try:
                 mode = secret.stat().st_mode & 0o777
@@ -772,8 +796,13 @@ def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> No
 
 
 # --------------------------------------------------------------------------- entry points
-def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -> Topology:
-    """Validate plain data (as ``yaml.safe_load`` returns it) into a :class:`Topology`."""
+def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None, host: str | None = None,
+          check_keys: bool = True) -> Topology:
+    """Validate plain data (as ``yaml.safe_load`` returns it) into a :class:`Topology`.
+
+    ``host``: validate for that host's launcher (its own secret keys only). ``check_keys``
+    False leaves the key files to the process that loads them (a child of a launcher that
+    checked them already)."""
     conv = _Converter()
     base_dir = base_dir or Path.cwd()
     if not isinstance(data, dict):
@@ -798,14 +827,16 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None) -
             gateway=dataclasses.replace(topo.gateway, feed=feed),
             source=source,
         )
-        _graph_checks(topo, conv, base_dir)
+        _graph_checks(topo, conv, base_dir, host, check_keys)
     if conv.errors or topo is None:
         raise TopologyError(source, conv.errors or ["<top>: could not be read"])
     return topo
 
 
-def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Topology:
-    """Read a topology file, apply ``--set`` overrides to its data, and validate the result."""
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None, host: str | None = None,
+         check_keys: bool = True) -> Topology:
+    """Read a topology file, apply ``--set`` overrides to its data, and validate the result
+    (``host``, ``check_keys``: see :func:`parse`)."""
     path = Path(path)
     source = str(path)
     try:
@@ -828,10 +859,10 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Topolo
         except ov.OverrideError as exc:
             raise TopologyError(shown, [f"<override>: {exc}"]) from None
         try:
-            return parse(data, source, path.parent.resolve())
+            return parse(data, source, path.parent.resolve(), host, check_keys)
         except TopologyError as exc:
             raise TopologyError(shown, exc.problems) from None
-    return parse(data, source, path.parent.resolve())
+    return parse(data, source, path.parent.resolve(), host, check_keys)
 
 
 def substitute_run_dir(topo: Topology, run_dir: Path) -> Topology:
