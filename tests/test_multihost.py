@@ -65,6 +65,11 @@ def test_bind_interface_differs_from_the_address_others_use(write_topology):
     assert topo.gateway.prices == "tcp://box-a.lan:5555"
     assert topo.bind_endpoint("gateway.prices") == "tcp://*:5555"
     assert topo.connect_endpoint("gateway.prices", "tcp://0.0.0.0:5555") == "tcp://box-a.lan:5555"
+    assert topo.bind_endpoint("lead_endpoint") == "tcp://*:5549"
+    # an endpoint written with another address binds as written
+    topo = topology.load(write_topology({**PLACED, "hosts": {"a": {"address": "box-a.lan", "bind": "*"}, "b": "10.0.0.2"},
+                                         "ordermanager": {"host": "a", "endpoint": "tcp://10.9.9.9:5558"}}))
+    assert topo.bind_endpoint("ordermanager.endpoint") == "tcp://10.9.9.9:5558"
 
 
 @pytest.mark.parametrize("changes, key, fragment", [
@@ -76,6 +81,7 @@ def test_bind_interface_differs_from_the_address_others_use(write_topology):
     ({"lead_endpoint": "tcp://{host}:*"}, "lead_endpoint", "fixed one"),
     ({"lead": "z"}, "lead", "no host 'z'"),
     ({"control": "tcp://{host}:5550"}, "control", "each launcher's own"),
+    ({"gateway": {"prices": "tcp://0.0.0.0:5555"}}, "gateway.prices", "names no address"),
 ])
 def test_placement_errors_name_the_key_and_the_fix(write_topology, changes, key, fragment):
     merged = json.loads(json.dumps(PLACED))
@@ -97,6 +103,24 @@ def test_ports_are_per_host_but_two_hosts_on_one_address_share_them(write_topolo
             "orderbook": {"host": "b", "doorbell": "tcp://{host}:5555"}}
     assert any(p.startswith("orderbook.doorbell: tcp://127.0.0.1:5555 is bound by gateway.prices too")
                for p in problems(write_topology, same))
+
+
+def test_faults_are_injected_by_the_launcher_of_their_host(write_topology, tmp_path):
+    from zmqtrade.launcher import Launcher
+
+    topo = topology.load(write_topology({**PLACED, "faults": [{"process": "trend", "at_s": 1, "action": "kill"},
+                                                              {"process": "gateway", "at_s": 2, "action": "kill"}]}))
+    assert [f.process for f in Launcher(topo, tmp_path / "a", host="a")._faults] == ["gateway"]
+    assert [f.process for f in Launcher(topo, tmp_path / "b", host="b")._faults] == ["trend"]
+
+
+def test_a_csv_feed_is_checked_on_the_gateways_host_only(write_topology, tmp_path):
+    changes = {**PLACED, "gateway": {**PLACED["gateway"], "feed": {"kind": "csv", "path": "absent.csv"}}}
+    path = write_topology(changes)
+    assert topology.load(path, host="b")  # b does not read it
+    with pytest.raises(topology.TopologyError) as err:
+        topology.load(path, host="a")
+    assert any(p.startswith("gateway.feed.path:") and "absent.csv' is not a file" in p for p in err.value.problems)
 
 
 def test_plaintext_across_hosts_is_warned_about(write_topology):

@@ -193,7 +193,8 @@ def keys_cmd(argv: Sequence[str]) -> int:
                                 "NAME.key (public, 0644) and NAME.key_secret (secret, 0600) in DIR (made 0700).")
     p.add_argument("dir", type=Path, help="directory for the keys, as security.keys names it")
     p.add_argument("names", nargs="*", metavar="NAME", help="a pair per name, e.g. a tool listed in security.allow")
-    p.add_argument("--topology", metavar="FILE", help="also a pair for every process of this topology (and, across hosts, each launcher)")
+    p.add_argument("--topology", metavar="FILE",
+                   help="also a pair for every process of this topology (and, across hosts, each launcher)")
     p.add_argument("--force", action="store_true", help="replace existing pairs (their old keys stop working)")
     args = p.parse_intermixed_args(argv)
     names = list(args.names)

@@ -47,6 +47,7 @@ from typing import Sequence
 
 import numpy as np
 
+from zmqtrade.errors import ResourceError
 from zmqtrade.topology import Feed
 
 BLOCK = 4096
@@ -60,7 +61,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_TS_S = Decimal(MAX_TS_NS) / 1_000_000_000  # exact: 9223372036.854775808
 
 
-class FeedError(ValueError):
+class FeedError(ResourceError, ValueError):
     """A replay file that cannot be used; the message names the file and line."""
 
 

@@ -35,7 +35,8 @@ class Gateway(Service):
         self.session = wire.new_session()
         self.prices, self.news = (
             self.track(sockets.publisher(self.ctx, self.topo.bind_endpoint(f"gateway.{stream}"), stream, self.session,
-                                         g.hwm, g.lossless, curve=self.curve(f"gateway.{stream}")))
+                                         g.hwm, g.lossless, curve=self.curve(f"gateway.{stream}"),
+                                         heartbeat=self.heartbeat))
             for stream in ("prices", "news"))
         self.publishers = [self.prices, self.news]
         self.feed = price_feed(self.topo.symbols, g.feed)

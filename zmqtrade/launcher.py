@@ -153,7 +153,7 @@ class Launcher:
         self.failures: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         """What supervision saw and did (exits, restarts, hangs, injected faults), in order."""
-        self._faults = sorted(topo.faults, key=lambda f: f.at_s)
+        self._faults = sorted((f for f in topo.faults if f.process in self.mine), key=lambda f: f.at_s)
         self._resumes: list[tuple[float, Child, int]] = []  # (when, child, pid) to SIGCONT
         self.interrupts = 0
         self.stream_started = 0.0
@@ -546,7 +546,7 @@ class Launcher:
             self.view.stop()
             code = 1 if self.failures else 0
             try:
-                self._finish(code)
+                code = self._finish(code)
             except Exception:
                 log.exception("writing the report failed; cleaning up anyway")
                 code = 1
@@ -577,8 +577,10 @@ class Launcher:
         """The streaming phase in the samples' time base (seconds since this launcher began)."""
         return (self.stream_started - self._t0, self.stream_stopped - self._t0) if self.stream_started else None
 
-    def _finish(self, code: int) -> None:
+    def _finish(self, code: int) -> int:
+        """Write the report; the run's exit code."""
         self._write_report(self._report(code), [self.me, *self.children.values()])
+        return code
 
     def _write_report(self, rep: dict[str, Any], children: Sequence[Child]) -> None:
         report.write(self.run_dir, rep, children)

@@ -86,10 +86,7 @@ class LeadLauncher(Launcher):
 
     # ------------------------------------------------------------------ channel
     def _open_links(self, ctx: zmq.Context) -> None:
-        lead = self.topo.host(self.host or "")
-        bind = self.topo.lead_endpoint
-        if lead.bind:
-            bind = f"tcp://{lead.bind}:{bind.rsplit(':', 1)[1]}"
+        bind = self.topo.bind_endpoint("lead_endpoint")
         try:
             self.security = security.for_process(self.topo, launcher_key(self.host or ""), ctx)
             self.channel = peering.LeadChannel(ctx, bind, self.security.opts(security.LEAD) if self.security else None)
@@ -192,11 +189,13 @@ class LeadLauncher(Launcher):
         self.view.print(f"launcher | host {host}: {reason}")
 
     def _remote_failure(self) -> bool:
+        """Whether another host ends the run: a process there failed for good (its report says
+        which), or its launcher was interrupted (Ctrl-C ends a run cleanly, on any host)."""
         for peer in self.peers.values():
-            reason = peer.status.get("failed")
-            if reason and peer.host not in self._remote_failed:
+            why = peer.status.get("failed") or ("interrupted" if peer.status.get("interrupted") else None)
+            if why and peer.host not in self._remote_failed:
                 self._remote_failed.add(peer.host)
-                self._host_failure(peer.host, f"{reason}; ending the run")
+                self._host_event(peer.host, f"{why}; ending the run")
         return bool(self._remote_failed)
 
     def _wait_for(self, hosts: Sequence[str], done: Callable[[Peer], bool], timeout_s: float, what: str,
@@ -220,9 +219,9 @@ class LeadLauncher(Launcher):
         if self.channel is None:
             return False
         hosts = list(self.peers)
-        cmd = " ".join(["python launch.py", self.topo.source or "TOPOLOGY", "--host"])
         for h in hosts:
-            log.info("  on %s (%s): %s %s", h, self.topo.host(h).address, cmd, h)
+            log.info("  on %s (%s): this command, with the same file and options, but --host %s",
+                     h, self.topo.host(h).address, h)
         if not self._wait_for(hosts, lambda p: p.joined, JOIN_WAIT_S, "no launcher joined"):
             return False
         return super()._start()
@@ -260,15 +259,16 @@ class LeadLauncher(Launcher):
                 if f["process"].startswith("launcher@") and "did not confirm" in f["reason"]}
 
     # ------------------------------------------------------------------ report
-    def _finish(self, code: int) -> None:
+    def _finish(self, code: int) -> int:
         joined = [h for h, p in self.peers.items() if p.joined and h not in self._lost()]
         self._ask(joined, peering.REPORT, None, lambda p: p.data is not None)
         deadline = time.monotonic() + REPORT_WAIT_S
         while any(self.peers[h].data is None for h in joined) and time.monotonic() < deadline:
             self._pump(0.05)
-        missing = [h for h in self.peers if self.peers[h].data is None]
-        for h in missing:
-            self._host_failure(h, "no report received; see its own run directory")
+        failed = {f["process"] for f in self.failures}
+        for h in self.peers:
+            if self.peers[h].data is None and f"launcher@{h}" not in failed:
+                self._host_failure(h, "no report received; see its own run directory")
         code = 1 if self.failures or code else 0
         children: list[Child] = [self.me, *self.children.values()]
         records = 0
@@ -288,13 +288,15 @@ class LeadLauncher(Launcher):
             if peer.data is not None:
                 (self.run_dir / "hosts").mkdir(exist_ok=True)
                 (self.run_dir / "hosts" / f"{h}.json").write_text(json.dumps(theirs, indent=2) + "\n")
-        combined = report.build(self.topo.name, self.topo.source, self.run_dir, rep["duration_s"],
-                                1 if any(h["exit_code"] for h in hosts.values()) else code,
+        code = 1 if any(h["exit_code"] for h in hosts.values()) else code
+        hosts[self.host or ""]["exit_code"] = code
+        combined = report.build(self.topo.name, self.topo.source, self.run_dir, rep["duration_s"], code,
                                 children[1:], rep["counters"]["journal_records"] + records,
                                 failures, launcher=self.me, window=self._window(),
                                 events=sorted(rep["events"], key=lambda e: e["t_s"]))
         combined["hosts"] = hosts
         self._write_report(combined, children)
+        return code
 
     def _host_entry(self, role: str, run_dir: Any, sync: dict[str, Any], received: bool = True,
                     code: int | None = None) -> dict[str, Any]:
@@ -359,7 +361,7 @@ class PeerLauncher(Launcher):
         if now >= self._next_status and self.sync is not None:
             self._next_status = now + peering.BEAT_S
             failed = self.failures[0]["reason"] if self.failures and not self.stream_stopped else None
-            self._send(peering.STATUS, {"failed": failed or ("interrupted (Ctrl-C)" if self.interrupts else None)})
+            self._send(peering.STATUS, {"failed": failed, "interrupted": bool(self.interrupts)})
 
     def _on_command(self, verb: str, p: Any) -> None:
         self.last_heard = time.monotonic()
@@ -374,14 +376,14 @@ class PeerLauncher(Launcher):
                 self._send(peering.STREAMING)
         elif verb == peering.STOP and isinstance(p, dict):
             k = int(p["k"])
-            self.stops_wanted.add(k)
+            self.stops_wanted.update(range(k + 1))  # the lead moves on from a stage it gave up on: run it first
             if k in self.stops_done:
                 self._send(peering.STOPPED, {"k": k})
         elif verb == peering.REPORT:
             self.report_wanted = True
             if self.payload is not None:
                 self._send(peering.REPORT_DATA, self.payload)
-        elif verb in (peering.BYE, peering.ABORT):
+        elif verb == peering.BYE:
             self.bye = True
         elif verb == peering.REFUSED and isinstance(p, dict):
             self.refused = str(p.get("reason"))
@@ -397,9 +399,11 @@ class PeerLauncher(Launcher):
         deadline = time.monotonic() + JOIN_WAIT_S
         hello = {"host": self.host, "digest": self.digest}
         while self.lead_t0_ns == 0:
-            if self.interrupts or time.monotonic() >= deadline or self.refused:
-                why = f"refused by the lead: {self.refused}" if self.refused else \
-                    "interrupted" if self.interrupts else f"no lead at {self.topo.lead_endpoint} within {JOIN_WAIT_S:.0f} s"
+            if self.interrupts or time.monotonic() >= deadline or self.refused or self.bye:
+                why = (f"refused by the lead: {self.refused}" if self.refused
+                       else "the lead ended the run" if self.bye
+                       else "interrupted" if self.interrupts
+                       else f"no lead at {self.topo.lead_endpoint} within {JOIN_WAIT_S:.0f} s")
                 self._launcher_failure(why)
                 return False
             self._send(peering.HELLO, hello)
@@ -408,7 +412,7 @@ class PeerLauncher(Launcher):
                 self.lead_t0_ns = int(msg[1]["t0_ns"])
             elif msg:
                 self._on_command(*msg)
-        self.sync = peering.measure_offset(self.channel)
+        self.sync = peering.measure_offset(self.channel, self._on_command)
         if self.sync is None:
             self._launcher_failure("the lead stopped answering while the clocks were compared")
             return False
@@ -481,15 +485,14 @@ class PeerLauncher(Launcher):
         self._write_report(rep, [self.me, *self.children.values()])
         if self.sync is None or self.bye or self._lead_lost():
             return
-        end = peering.measure_offset(self.channel) if self.channel is not None else None
+        end = peering.measure_offset(self.channel, self._on_command) if self.channel is not None else None
         shift_s = (self._t0 * 1e9 + self.clock_offset_ns - self.lead_t0_ns) / 1e9
         self.payload = {
             "report": rep,
             "children": [c.record(shift_s, code if c is self.me else None) for c in (self.me, *self.children.values())],
             "clock_end": {"end_offset_ns": end.offset_ns} if end else {},
         }
-        deadline = time.monotonic() + REPORT_WAIT_S
         if self.report_wanted:
             self._send(peering.REPORT_DATA, self.payload)
-        while not self.bye and time.monotonic() < deadline and not self._lead_lost():
+        while not (self.bye or self._lead_lost() or self.interrupts > 1):  # the lead may still be stopping
             self._pump(0.05)

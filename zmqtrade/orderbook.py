@@ -105,7 +105,7 @@ class OrderBook(Service):
         self.sub = self.subscribe("gateway.prices", topo.gateway.hwm)
         self.doorbell = self.track(sockets.publisher(self.ctx, topo.bind_endpoint("orderbook.doorbell"), "doorbell",
                                                      wire.new_session(), topo.orderbook.hwm, topo.gateway.lossless,
-                                                     curve=self.curve("orderbook.doorbell")))
+                                                     curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat))
         self.publishers = [self.doorbell]
         self.counters.update(doorbells=0, resubscribed=0)
         self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)

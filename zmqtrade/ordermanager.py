@@ -74,7 +74,8 @@ class OrderManager(Service):
                           self.next_order_id, f" (cut a torn last record of {self.journal.torn_bytes} bytes)"
                           if self.journal.torn_bytes else "")
         key = "ordermanager.endpoint"
-        self.router = self.track(sockets.router(self.ctx, self.topo.bind_endpoint(key), curve=self.curve(key)))
+        self.router = self.track(sockets.router(self.ctx, self.topo.bind_endpoint(key), curve=self.curve(key),
+                                                heartbeat=self.heartbeat))
         return {key: self.bound(key, self.router)}
 
     def await_ready(self, deadline: float) -> None:

@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import zmq
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 HELLO, WELCOME, REFUSED, PING, PONG, JOINED = "hello", "welcome", "refused", "ping", "pong", "joined"
 LEVEL, LEVEL_READY, STREAM, STREAMING, STOP, STOPPED = "level", "level_ready", "stream", "streaming", "stop", "stopped"
-REPORT, REPORT_DATA, BYE, STATUS, BEAT, ABORT = "report", "report_data", "bye", "status", "beat", "abort"
+REPORT, REPORT_DATA, BYE, STATUS, BEAT = "report", "report_data", "bye", "status", "beat"
 
 BEAT_S = 0.5
 """How often each side tells the other it is alive, and how often an unanswered command is re-sent."""
@@ -71,7 +71,7 @@ class LeadChannel:
         self.sock = _tune(ctx.socket(zmq.ROUTER), curve)
         self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a peer reconnecting after a cut takes its name back
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sockets.for_endpoint(self.sock, bind).bind(bind)
+        sockets.for_endpoint(self.sock, bind, heartbeat=True).bind(bind)
 
     def send(self, host: str, verb: str, payload: Any = None) -> bool:
         """False if that host's launcher is not connected (the command is re-sent later)."""
@@ -107,7 +107,7 @@ class PeerChannel:
         self.sock = _tune(ctx.socket(zmq.DEALER), curve)
         self.sock.setsockopt(zmq.ROUTING_ID, host.encode())
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # while the lead is away, a send fails instead of queueing
-        sockets.for_endpoint(self.sock, endpoint).connect(endpoint)
+        sockets.for_endpoint(self.sock, endpoint, heartbeat=True).connect(endpoint)
 
     def send(self, verb: str, payload: Any = None) -> bool:
         try:
@@ -136,18 +136,20 @@ class ClockSync:
 
     offset_ns: int
     uncertainty_ns: int
-    samples: int
 
 
-def measure_offset(chan: PeerChannel, samples: int = 16, timeout_s: float = 1.0) -> ClockSync | None:
-    """Ping the lead ``samples`` times and keep the fastest exchange; None if none came back."""
+def measure_offset(chan: PeerChannel, other: Callable[[str, Any], None], samples: int = 16,
+                   timeout_s: float = 1.0) -> ClockSync | None:
+    """Ping the lead ``samples`` times and keep the fastest exchange; None if none came back.
+    Whatever else arrives meanwhile goes to ``other``."""
     best: tuple[int, int] | None = None  # (round trip, offset)
-    got = 0
     for n in range(samples):
         t1 = time.monotonic_ns()
-        if not chan.send(PING, {"n": n, "t1": t1}):
-            continue
         deadline = time.monotonic() + timeout_s
+        if not chan.send(PING, {"n": n, "t1": t1}):  # not connected: wait a little (on the socket) and go on
+            if (msg := chan.recv(min(timeout_s, 0.1))) is not None:
+                other(*msg)
+            continue
         while (left := deadline - time.monotonic()) > 0:
             msg = chan.recv(left)
             if msg is None:
@@ -156,10 +158,11 @@ def measure_offset(chan: PeerChannel, samples: int = 16, timeout_s: float = 1.0)
             if verb == PONG and isinstance(p, dict) and p.get("n") == n and p.get("t1") == t1:
                 t3 = time.monotonic_ns()
                 rtt, offset = t3 - t1, int(p["t2"]) - (t1 + t3) // 2
-                got += 1
                 if best is None or rtt < best[0]:
                     best = (rtt, offset)
                 break
+            if verb != PONG:
+                other(verb, p)
     if best is None:
         return None
-    return ClockSync(best[1], best[0] // 2, got)
+    return ClockSync(best[1], best[0] // 2)

@@ -136,6 +136,8 @@ class Service:
         self._watched: list[list[Any]] = []  # [SUB, endpoint, its monitor, disconnected since]
         self._next_progress = 0.0
         self._next_heartbeat = 0.0
+        self.heartbeat = len(topo.hosts_used()) > 1
+        """Sockets beyond loopback heartbeat (sockets.HEARTBEAT_*): the stack spans hosts."""
         self.security: security.ProcessSecurity | None = None
         """This process's CURVE keys and authenticator (:func:`serve` makes it before ``open``)."""
 
@@ -173,7 +175,7 @@ class Service:
         up on (it does after a frame above MAXMSGSIZE: a protocol error, never retried) is made
         again (:meth:`rejoin_dropped`) instead of leaving this process on a dead feed."""
         endpoint = self.topo.binds()[key]
-        sock = self.track(sockets.subscriber(self.ctx, endpoint, hwm, curve=self.curve(key)))
+        sock = self.track(sockets.subscriber(self.ctx, endpoint, hwm, curve=self.curve(key), heartbeat=self.heartbeat))
         events = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECT_RETRIED
         self._watched.append([sock, endpoint, sock.get_monitor_socket(events), 0.0])
         return sock
@@ -341,6 +343,11 @@ class Service:
             if self.link.sock in events:
                 cmd = self.link.poll_command()
                 if cmd == control.START:
+                    # Read what reached the publishers since the last turn: a subscription that
+                    # came with (or just after) a subscriber's welcome is otherwise taken in only
+                    # at a later send (libzmq throttles command processing on send), and the
+                    # first messages would skip that subscriber.
+                    self.service_publishers()
                     return True
                 if cmd == control.STOP:
                     return False
@@ -405,7 +412,7 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT, datefmt=LOG_DATEFMT)
     log = logging.getLogger(f"zmqtrade.{name}")
     try:
-        topo = topology.load(args.topology, check_keys=False)  # its own keys: security.for_process says
+        topo = topology.load(args.topology, check_files=False)  # its own files: it says when it reads them
     except topology.TopologyError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -40,14 +40,15 @@ def _base(ctx: zmq.Context, kind: int, curve: CurveOpts | None = None) -> zmq.So
     return sock
 
 
-def for_endpoint(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
+def for_endpoint(sock: zmq.Socket, endpoint: str, heartbeat: bool = False) -> zmq.Socket:
     """Options that depend on where the socket goes. IPv6 only for an IPv6 endpoint
     (``tcp://[::1]:port``): turned on for IPv4 too, it would report 127.0.0.1 back as
-    [::ffff:127.0.0.1]. Heartbeats only beyond loopback: on one host a peer's death closes the
-    connection at once, and a paused process must not lose its feed."""
+    [::ffff:127.0.0.1]. ``heartbeat`` (a stack spread over hosts) only beyond loopback: on one
+    host a peer's death closes the connection at once, and a paused process must not lose its
+    feed."""
     if endpoint.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
-    if endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rsplit(":", 1)[0]):
+    if heartbeat and endpoint.startswith("tcp://") and not is_loopback(endpoint[6:].rsplit(":", 1)[0]):
         sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         # a connect begun while the link was down would otherwise wait out TCP's SYN backoff
@@ -62,7 +63,7 @@ def bound_endpoint(sock: zmq.Socket) -> str:
 
 
 def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: int, lossless: bool,
-              curve: CurveOpts | None = None) -> zmq.Socket:
+              curve: CurveOpts | None = None, heartbeat: bool = False) -> zmq.Socket:
     """A bound XPUB that greets every new subscriber with a WELCOME message.
 
     ``lossless`` sets XPUB_NODROP: a slow subscriber makes ``send`` block (we send with
@@ -73,18 +74,19 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     sock.setsockopt(zmq.XPUB_WELCOME_MSG, wire.encode_welcome(stream, session))
     if lossless:
         sock.setsockopt(zmq.XPUB_NODROP, 1)
-    for_endpoint(sock, endpoint).bind(endpoint)
+    for_endpoint(sock, endpoint, heartbeat).bind(endpoint)
     return sock
 
 
-def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000, curve: CurveOpts | None = None) -> zmq.Socket:
+def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000, curve: CurveOpts | None = None,
+               heartbeat: bool = False) -> zmq.Socket:
     sock = _base(ctx, zmq.SUB, curve)
     # A SUB only ever sends its subscription; once the publisher is gone that message waits
     # for a reconnect that never comes, and a non-zero linger would hold up exit for nothing.
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
-    for_endpoint(sock, endpoint).connect(endpoint)
+    for_endpoint(sock, endpoint, heartbeat).connect(endpoint)
     return sock
 
 
@@ -104,22 +106,23 @@ def await_welcome(sock: zmq.Socket, deadline: float, stopping: Callable[[], bool
             return wire.as_welcome(fields)
 
 
-def router(ctx: zmq.Context, endpoint: str, curve: CurveOpts | None = None) -> zmq.Socket:
+def router(ctx: zmq.Context, endpoint: str, curve: CurveOpts | None = None, heartbeat: bool = False) -> zmq.Socket:
     sock = _base(ctx, zmq.ROUTER, curve)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted client takes its identity back
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # replies to a vanished client raise, not vanish
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
-    for_endpoint(sock, endpoint).bind(endpoint)
+    for_endpoint(sock, endpoint, heartbeat).bind(endpoint)
     return sock
 
 
-def dealer(ctx: zmq.Context, endpoint: str, identity: str, curve: CurveOpts | None = None) -> zmq.Socket:
+def dealer(ctx: zmq.Context, endpoint: str, identity: str, curve: CurveOpts | None = None,
+           heartbeat: bool = False) -> zmq.Socket:
     sock = _base(ctx, zmq.DEALER, curve)
     sock.setsockopt(zmq.ROUTING_ID, identity.encode())
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
-    for_endpoint(sock, endpoint).connect(endpoint)
+    for_endpoint(sock, endpoint, heartbeat).connect(endpoint)
     return sock
 
 

@@ -85,7 +85,7 @@ class StrategyProcess(Service):
         self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm)
         self.news = self.subscribe("gateway.news", topo.gateway.hwm)
         self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name,
-                                                curve=self.curve("ordermanager.endpoint")))
+                                                curve=self.curve("ordermanager.endpoint"), heartbeat=self.heartbeat))
         self.pending: dict[int, tuple[OrderRequest, wire.Order, int, int]] = {}  # clordid -> (req, sent, due, re-sends)
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
         self.first_clordid = self.next_clordid = first_clordid()

@@ -314,23 +314,31 @@ class Topology:
         return {"gateway.prices": ("orderbook", *own_book), "gateway.news": strategies,
                 "orderbook.doorbell": strategies, "ordermanager.endpoint": strategies}
 
-    def bind_endpoint(self, key: str) -> str:
-        """The endpoint as its binder binds it: the host's ``bind`` interface, where it has one."""
-        ep = self.binds()[key]
-        host = self.host(self.host_of(BINDERS[key]))
+    def _endpoint(self, key: str) -> tuple[str, Host]:
+        """A bound endpoint (a ``binds()`` key or ``lead_endpoint``) and its binder's host."""
+        if key == "lead_endpoint":
+            return self.lead_endpoint, self.host(self.lead_host())
+        return self.binds()[key], self.host(self.host_of(BINDERS[key]))
+
+    def _at_bind_interface(self, key: str) -> Host | None:
+        """The binder's host, if the endpoint at ``key`` is at that host's address and the host
+        binds another interface (``bind``); None when the endpoint binds as written."""
+        ep, host = self._endpoint(key)
         m = _ENDPOINT_RE.match(ep)
-        if host.bind and m and m.group("host"):
-            return f"tcp://{host.bind}:{m.group('port')}"
-        return ep
+        at_address = m is not None and (m.group("host") or "").strip("[]") == host.address.strip("[]")
+        return host if host.bind and at_address else None
+
+    def bind_endpoint(self, key: str) -> str:
+        """The endpoint as its binder binds it: at the host's address, its ``bind`` interface."""
+        host = self._at_bind_interface(key)
+        ep = self._endpoint(key)[0]
+        return f"tcp://{host.bind}:{ep.rsplit(':', 1)[1]}" if host else ep
 
     def connect_endpoint(self, key: str, bound: str) -> str:
         """What a connecter uses for an endpoint its binder reports as ``bound`` (LAST_ENDPOINT):
         the port the OS picked, at the address the other hosts know (not ``0.0.0.0``)."""
-        host = self.host(self.host_of(BINDERS[key]))
-        m = _ENDPOINT_RE.match(bound)
-        if host.bind and m and m.group("host"):
-            return f"tcp://{host.address}:{m.group('port')}"
-        return bound
+        host = self._at_bind_interface(key)
+        return f"tcp://{host.address}:{bound.rsplit(':', 1)[1]}" if host else bound
 
     def binds(self) -> dict[str, str]:
         """Every endpoint a process binds, keyed by its topology path (BIND_KEYS)."""
@@ -555,6 +563,14 @@ def _place(topo: Topology, conv: _Converter) -> Topology:
     return topo.replace_endpoints(resolved) if resolved else topo
 
 
+def _unspecified(address: str) -> bool:
+    """0.0.0.0 or ::: every interface to bind, no address to connect to."""
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 def _is_ip(address: str) -> bool:
     try:
         ipaddress.ip_address(address.strip("[]"))
@@ -583,6 +599,9 @@ def _placement_checks(topo: Topology, conv: _Converter) -> None:
         if m and m.group("path"):
             conv.fail(key, f"{binds[key]} is a file on one host and cannot cross hosts ({where}); "
                       f"use tcp://{HOST_PLACEHOLDER}:PORT")
+        elif m and m.group("host") and _unspecified(m.group("host")):
+            conv.fail(key, f"{binds[key]} names no address another host can connect to ({where}); use "
+                      f"tcp://{HOST_PLACEHOLDER}:PORT, and hosts.{binder_host}.bind: '*' to bind every interface")
         elif m and m.group("host") and is_loopback(m.group("host")) \
                 and not all(is_loopback(topo.host(topo.host_of(c)).address) for c in away):
             conv.fail(key, f"{binds[key]} is loopback, reachable only on its own host ({where}); "
@@ -592,6 +611,9 @@ def _placement_checks(topo: Topology, conv: _Converter) -> None:
         if not m or not m.group("host"):
             conv.fail("lead_endpoint", f"{topo.lead_endpoint}: the launchers of other hosts reach the lead over "
                       f"tcp; use tcp://{HOST_PLACEHOLDER}:PORT")
+        elif _unspecified(m.group("host")):
+            conv.fail("lead_endpoint", f"{topo.lead_endpoint} names no address the other launchers can connect "
+                      f"to; use tcp://{HOST_PLACEHOLDER}:PORT")
         elif m.group("port") == "*":
             conv.fail("lead_endpoint", f"{topo.lead_endpoint}: the other hosts' launchers must know the port "
                       "before the lead starts; give a fixed one")
@@ -611,7 +633,7 @@ def cross_host(topo: Topology) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- graph checks
-def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | None, check_keys: bool) -> None:
+def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | None, check_files: bool) -> None:
     seen_ep: dict[str, str] = {}
     seen_port: dict[tuple[str, str], str] = {}  # (machine, port): ports are per machine, control on each
     machines = {h: topo.host(h).address for h in topo.hosts_used()}
@@ -665,6 +687,8 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | 
     if feed.kind == "csv":
         if not feed.path:
             conv.fail("gateway.feed.path", "missing; a csv feed needs path: FILE (columns timestamp,symbol,price)")
+        elif not check_files or host not in (None, topo.host_of("gateway")):
+            pass  # read where the gateway runs, by it
         elif not (base_dir / feed.path).is_file():
             conv.fail("gateway.feed.path", f"{feed.path!r} is not a file (relative paths start at the topology's folder)")
         else:
@@ -674,7 +698,7 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | 
                 load_csv(base_dir / feed.path, topo.symbols)
             except FeedError as exc:
                 conv.fail("gateway.feed.path", f"{exc}; fix the file or point at another")
-    if check_keys:
+    if check_files:
         _check_security(topo, conv, host)
 
 
@@ -797,12 +821,12 @@ def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> No
 
 # --------------------------------------------------------------------------- entry points
 def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None, host: str | None = None,
-          check_keys: bool = True) -> Topology:
+          check_files: bool = True) -> Topology:
     """Validate plain data (as ``yaml.safe_load`` returns it) into a :class:`Topology`.
 
-    ``host``: validate for that host's launcher (its own secret keys only). ``check_keys``
-    False leaves the key files to the process that loads them (a child of a launcher that
-    checked them already)."""
+    ``host``: validate for that host's launcher: its own secret keys only, and the CSV feed only
+    if the gateway runs there. ``check_files`` False leaves key files and the CSV to the process
+    that reads them (a child of a launcher that checked them already)."""
     conv = _Converter()
     base_dir = base_dir or Path.cwd()
     if not isinstance(data, dict):
@@ -827,16 +851,16 @@ def parse(data: Any, source: str = "<topology>", base_dir: Path | None = None, h
             gateway=dataclasses.replace(topo.gateway, feed=feed),
             source=source,
         )
-        _graph_checks(topo, conv, base_dir, host, check_keys)
+        _graph_checks(topo, conv, base_dir, host, check_files)
     if conv.errors or topo is None:
         raise TopologyError(source, conv.errors or ["<top>: could not be read"])
     return topo
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None, host: str | None = None,
-         check_keys: bool = True) -> Topology:
+         check_files: bool = True) -> Topology:
     """Read a topology file, apply ``--set`` overrides to its data, and validate the result
-    (``host``, ``check_keys``: see :func:`parse`)."""
+    (``host``, ``check_files``: see :func:`parse`)."""
     path = Path(path)
     source = str(path)
     try:
@@ -859,10 +883,10 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, host: str
         except ov.OverrideError as exc:
             raise TopologyError(shown, [f"<override>: {exc}"]) from None
         try:
-            return parse(data, source, path.parent.resolve(), host, check_keys)
+            return parse(data, source, path.parent.resolve(), host, check_files)
         except TopologyError as exc:
             raise TopologyError(shown, exc.problems) from None
-    return parse(data, source, path.parent.resolve(), host, check_keys)
+    return parse(data, source, path.parent.resolve(), host, check_files)
 
 
 def substitute_run_dir(topo: Topology, run_dir: Path) -> Topology:
