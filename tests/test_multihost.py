@@ -191,7 +191,9 @@ def test_two_hosts_trade_and_the_lead_reports_both(launch, hosts, tmp_path):
     assert b_host["report"] is True and b_host["run_dir"] == str(tmp_path / "b")
     # one kernel, one CLOCK_MONOTONIC: the measured offset must come out near zero
     assert abs(b_host["clock_offset_ns"]) <= b_host["clock_uncertainty_ns"] + 1_000_000
-    assert (tmp_path / "a" / "report.html").is_file()
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "<h2>Hosts</h2>" in page and "<td>launcher@b</td><td>b</td>" in page
+    assert "role" in a.output and "peer" in a.output  # the printed summary's hosts table
     assert json.loads((tmp_path / "b" / "report.json").read_text())["counters"]["orders_acked"] == c["orders_acked"]
     assert "host b joined" in a.output
     # b's own ipc doorbell is in b's run directory, not a's (the lead sends only what a binds)

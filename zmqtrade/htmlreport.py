@@ -141,9 +141,17 @@ def render(run_dir: str | Path) -> Path:
         ax.legend(fontsize=8)
     plots.append(_svg(fig))
 
-    proc_rows = [[n, p["kind"], p["pid"], "-" if p["exit_code"] is None else p["exit_code"], p["cpu_percent"]["mean"],
-                  p["cpu_percent"]["max"], f"{p['rss_bytes']['max'] / 1e6:.1f}", f"{p['uss_bytes']['max'] / 1e6:.1f}",
-                  p["threads"]["max"], p["ctx_switches"]] for n, p in procs.items()]
+    hosts = rep.get("hosts") or {}
+    where = (lambda p: [p.get("host", "")]) if hosts else (lambda p: [])
+    proc_rows = [[n, *where(p), p["kind"], p["pid"], "-" if p["exit_code"] is None else p["exit_code"],
+                  p["cpu_percent"]["mean"], p["cpu_percent"]["max"], f"{p['rss_bytes']['max'] / 1e6:.1f}",
+                  f"{p['uss_bytes']['max'] / 1e6:.1f}", p["threads"]["max"], p["ctx_switches"]] for n, p in procs.items()]
+    host_rows = [[h, e["role"], "-" if e["exit_code"] is None else e["exit_code"], "yes" if e["report"] else "missing",
+                  f"{e['clock_offset_ns'] / 1e3:+.0f}", f"{e['clock_uncertainty_ns'] / 1e3:.0f}",
+                  f"{e['clock_drift_ns'] / 1e3:+.0f}" if "clock_drift_ns" in e else "-", e["run_dir"] or "-"]
+                 for h, e in hosts.items()]
+    host_head = ["host", "role", "exit", "report", "clock offset us", "+/- us", "drift us", "run directory"]
+    host_table = f"<h2>Hosts</h2>{_table(host_head, host_rows)}" if hosts else ""
     lat_rows = [[k, v["count"], v["p50"], v["p90"], v["p99"], v["p999"], v["max"]]
                 for k, v in [*rep["latency_us"].items(), ("book_staleness", rep["book_staleness_us"])]]
     failures = "".join(f"<p class='failed'>FAILED {html.escape(f['process'])}: {html.escape(f['reason'])}</p>"
@@ -155,8 +163,9 @@ def render(run_dir: str | Path) -> Path:
 <p>{rep['duration_s']:.1f} s streaming, exit {rep['exit_code']}; run directory <code>{html.escape(rep['run_dir'])}</code></p>
 {failures}
 <h2>Plots</h2><div class="plots">{"".join(f'<div class="plot">{p}</div>' for p in plots)}</div>
-<h2>Processes</h2>{_table(["process", "kind", "pid", "exit", "cpu% mean", "cpu% max", "rss MB", "uss MB",
-                           "threads", "ctx switches"], proc_rows)}
+{host_table}
+<h2>Processes</h2>{_table(["process", *(["host"] if hosts else []), "kind", "pid", "exit", "cpu% mean", "cpu% max",
+                           "rss MB", "uss MB", "threads", "ctx switches"], proc_rows)}
 <h2>Counters</h2>{_table(["counter", "value"], sorted(rep["counters"].items()))}
 <h2>Latency (us)</h2>{_table(["series", "count", "p50", "p90", "p99", "p99.9", "max"], lat_rows)}
 </body></html>

@@ -154,6 +154,13 @@ def summary(report: Mapping[str, Any]) -> str:
     for name, lat in rows:
         lines.append(f"  {name:<20}{lat['count']:>9}{lat['p50']:>9.0f}{lat['p90']:>9.0f}"
                      f"{lat['p99']:>9.0f}{lat['p999']:>9.0f}{lat['max']:>9.0f}")
+    if report.get("hosts"):
+        lines += ["", f"  {'host':<10}{'role':<6}{'exit':>5}  {'report':<8}{'clock offset':>14}{'+/-':>9}{'drift':>9}"]
+        for h, e in report["hosts"].items():
+            drift = f"{e['clock_drift_ns'] / 1e3:+.0f} us" if "clock_drift_ns" in e else "-"
+            lines.append(f"  {h:<10}{e['role']:<6}{'-' if e['exit_code'] is None else e['exit_code']:>5}  "
+                         f"{'yes' if e['report'] else 'missing':<8}{e['clock_offset_ns'] / 1e3:>+11.0f} us"
+                         f"{e['clock_uncertainty_ns'] / 1e3:>6.0f} us{drift:>9}")
     if report.get("events"):
         lines += ["", "  supervision"]
         lines += [f"  {e['t_s']:>8.2f} s  {e['process']} (pid {e['pid']}) {e['event']}" for e in report["events"]]
