@@ -304,17 +304,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def curve_two_hosts(tmp_path: Path) -> tuple[Path, Path]:
+def one_machine_two_hosts(tmp_path: Path, curve: bool = True) -> tuple[Path, Path]:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["hosts"] = {"a": "127.0.0.1", "b": "127.0.0.1"}  # one machine under two names
     data["gateway"].update(prices="tcp://{host}:*", news="tcp://{host}:*", rate=500)
     data["ordermanager"]["endpoint"] = "tcp://{host}:*"
     data["lead_endpoint"] = f"tcp://{{host}}:{free_port()}"
-    data["security"] = {"curve": True, "keys": "keys"}
     data["duration_s"] = 2
-    path = tmp_path / "curve.yaml"
-    path.write_text(yaml.safe_dump(data))
     keys = tmp_path / "keys"
+    path = tmp_path / "two.yaml"
+    if not curve:
+        path.write_text(yaml.safe_dump(data))
+        return path, keys
+    data["security"] = {"curve": True, "keys": "keys"}
+    path.write_text(yaml.safe_dump(data))
     made = subprocess.run([sys.executable, "-m", "zmqtrade", "keys", str(keys), "--topology", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
@@ -322,7 +325,7 @@ def curve_two_hosts(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_each_host_needs_only_its_own_secret_keys(tmp_path, launch):
-    path, keys = curve_two_hosts(tmp_path)
+    path, keys = one_machine_two_hosts(tmp_path)
     assert (keys / "launcher-a.key_secret").is_file() and (keys / "launcher-b.key_secret").is_file()
     for name in ("gateway", "ordermanager", "launcher-a"):  # a's secrets are not on b
         (keys / f"{name}.key_secret").unlink()
@@ -341,7 +344,7 @@ def test_each_host_needs_only_its_own_secret_keys(tmp_path, launch):
 
 
 def test_launchers_talk_under_curve_and_refuse_an_unlisted_key(tmp_path, launch):
-    path, keys = curve_two_hosts(tmp_path)
+    path, keys = one_machine_two_hosts(tmp_path)
     topo = topology.load(path)
     assert not [w for w in topology.warnings(topo) if "lead_endpoint" in w]  # encrypted: nothing to warn of
     a = launch(str(path), "--host", "a", "--run-dir", str(tmp_path / "a"), "-q")
@@ -368,3 +371,14 @@ def test_launchers_talk_under_curve_and_refuse_an_unlisted_key(tmp_path, launch)
     assert report["hosts"]["b"]["report"] is True
     assert report["counters"]["ticks_applied"] > 0
     assert report["processes"]["orderbook"]["host"] == "b"
+
+
+def test_a_refused_peer_exits_1_and_the_lead_stops_cleanly_on_ctrl_c(tmp_path, launch):
+    path, _ = one_machine_two_hosts(tmp_path, curve=False)
+    a = launch(str(path), "--host", "a", "--run-dir", str(tmp_path / "a"), "-q")
+    a.wait_for("waiting for b", 60)
+    b = launch(str(path), "--host", "b", "--run-dir", str(tmp_path / "b"), "-q", "--set", "gateway.rate=999")
+    assert b.finish(60) == 1, b.output + b.stderr
+    assert "refused by the lead: its topology differs" in b.output
+    a.proc.send_signal(signal.SIGINT)
+    assert a.finish(60) == 0, a.output + a.stderr

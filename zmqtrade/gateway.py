@@ -17,7 +17,6 @@ import sys
 import time
 from typing import Sequence
 
-
 from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.feeds import NewsFeed, price_feed
 from zmqtrade.service import PR_SET_TIMERSLACK, Service, prctl, serve

@@ -564,14 +564,17 @@ class Launcher:
                 os.close(pm_qos)
         return code
 
-    def _report(self, code: int) -> dict[str, Any]:
-        """This launcher's report: its own processes, its own journal."""
+    def _report(self, code: int, others: Sequence[Child] = (), failures: Sequence[dict[str, Any]] = (),
+                events: Sequence[dict[str, Any]] = (), journal_records: int = 0) -> dict[str, Any]:
+        """The run report: this launcher's processes and journal, plus what other hosts' launchers
+        sent (their processes, failures, events and journal records) for a combined one."""
         duration = (self.stream_stopped - self.stream_started) if self.stream_started else 0.0
         journal_path = self.run_dir / journal.FILENAME
         records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
+        merged = sorted([*self.events, *events], key=lambda e: e["t_s"]) if events else self.events
         return report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
-                            self.children.values(), records, self.failures, launcher=self.me,
-                            window=self._window(), events=self.events)
+                            [*self.children.values(), *others], records + journal_records,
+                            [*self.failures, *failures], launcher=self.me, window=self._window(), events=merged)
 
     def _window(self) -> tuple[float, float] | None:
         """The streaming phase in the samples' time base (seconds since this launcher began)."""

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from zmqtrade import peering, report, security
+from zmqtrade import peering, security
 from zmqtrade.child import Child, RecordedChild
 from zmqtrade.launcher import READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels, stop_stages
 from zmqtrade.peering import ClockSync
@@ -69,8 +69,8 @@ class Peer:
     stopped: set[int] = field(default_factory=set)
     status: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] | None = None
-    pending: tuple[str, Any, Callable[[], bool]] | None = None
-    """A command re-sent every beat until its check says it was answered."""
+    pending: tuple[str, Any, Callable[["Peer"], bool]] | None = None
+    """A command re-sent every beat until its check (of this peer) says it was answered."""
     next_send: float = 0.0
 
 
@@ -83,6 +83,8 @@ class LeadLauncher(Launcher):
         self.digest = peering.digest(self.topo)
         self._next_beat = 0.0
         self._remote_failed: set[str] = set()
+        self._gave_up: set[str] = set()
+        """Hosts that never confirmed a stop stage: not waited for again."""
 
     # ------------------------------------------------------------------ channel
     def _open_links(self, ctx: zmq.Context) -> None:
@@ -111,7 +113,7 @@ class LeadLauncher(Launcher):
         """Send ``verb`` to each host until ``answered``; ``payload`` may be a function of the host."""
         for h in hosts:
             peer = self.peers[h]
-            peer.pending = (verb, payload(h) if callable(payload) else payload, lambda p=peer: answered(p))
+            peer.pending = (verb, payload(h) if callable(payload) else payload, answered)
             peer.next_send = 0.0
 
     def _pump_links(self) -> None:
@@ -119,12 +121,15 @@ class LeadLauncher(Launcher):
             return
         now = time.monotonic()
         while (msg := self.channel.recv()) is not None:
-            self._on_message(now, *msg)
+            try:
+                self._on_message(now, *msg)
+            except (KeyError, TypeError, ValueError):  # a malformed payload: dropped, as on every socket
+                log.warning("dropped a malformed %r from host %r", msg[1], msg[0])
         beat = now >= self._next_beat
         if beat:
             self._next_beat = now + peering.BEAT_S
         for peer in self.peers.values():
-            if peer.pending is not None and peer.pending[2]():
+            if peer.pending is not None and peer.pending[2](peer):
                 peer.pending = None
             if peer.pending is not None and now >= peer.next_send:
                 peer.next_send = now + peering.BEAT_S
@@ -249,53 +254,41 @@ class LeadLauncher(Launcher):
             self._ask(joined, peering.STOP, {"k": k}, lambda p, k=k: k in p.stopped)
             self._stop_stage(k, [self.children[n] for n in stage if n in self.children])
             grace = STOP_GRACE_S + STATS_AFTER_EXIT_S + 2 * peering.BEAT_S
-            self._wait_for([h for h in joined if k not in self.peers[h].stopped and h not in self._lost()],
-                           lambda p, k=k: k in p.stopped, grace if self.interrupts < 2 else 1.0,
-                           f"did not confirm stop stage {k} ({', '.join(stage) or 'nothing'})", starting=False)
-
-    def _lost(self) -> set[str]:
-        """Hosts already given up on (a stage they never confirmed)."""
-        return {f["process"].split("@", 1)[1] for f in self.failures
-                if f["process"].startswith("launcher@") and "did not confirm" in f["reason"]}
+            waiting = [h for h in joined if h not in self._gave_up]
+            if not self._wait_for(waiting, lambda p, k=k: k in p.stopped, grace if self.interrupts < 2 else 1.0,
+                                  f"did not confirm stop stage {k} ({', '.join(stage) or 'nothing'})",
+                                  starting=False):
+                self._gave_up.update(h for h in waiting if k not in self.peers[h].stopped)
 
     # ------------------------------------------------------------------ report
     def _finish(self, code: int) -> int:
-        joined = [h for h, p in self.peers.items() if p.joined and h not in self._lost()]
+        joined = [h for h, p in self.peers.items() if p.joined and h not in self._gave_up]
         self._ask(joined, peering.REPORT, None, lambda p: p.data is not None)
-        deadline = time.monotonic() + REPORT_WAIT_S
-        while any(self.peers[h].data is None for h in joined) and time.monotonic() < deadline:
-            self._pump(0.05)
-        failed = {f["process"] for f in self.failures}
-        for h in self.peers:
-            if self.peers[h].data is None and f"launcher@{h}" not in failed:
-                self._host_failure(h, "no report received; see its own run directory")
-        code = 1 if self.failures or code else 0
-        children: list[Child] = [self.me, *self.children.values()]
+        self._wait_for(joined, lambda p: p.data is not None, REPORT_WAIT_S,
+                       "no report received (see its own run directory)", starting=False)
+        others: list[Child] = []
+        failures: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         records = 0
-        hosts: dict[str, Any] = {self.host or "": self._host_entry("lead", self.run_dir, {}, code=code)}
-        rep = self._report(code)
-        failures = list(self.failures)
+        hosts: dict[str, Any] = {}
         for h, peer in self.peers.items():
             data = peer.data or {}
             theirs = data.get("report") or {}
-            log_dir = Path(str(theirs.get("run_dir", "")))
-            children += [RecordedChild.from_record(r, log_dir / f"{r['name']}.log") for r in data.get("children", [])]
+            others += [RecordedChild.from_record(r, Path(str(theirs.get("run_dir", ""))) / f"{r['name']}.log")
+                       for r in data.get("children", [])]
             records += int((theirs.get("counters") or {}).get("journal_records", 0))
             failures += [{**f, "host": h} for f in theirs.get("failures", [])]
-            rep["events"] += [{**e, "host": h} for e in theirs.get("events", [])]
+            events += [{**e, "host": h} for e in theirs.get("events", [])]
             hosts[h] = self._host_entry("peer", theirs.get("run_dir"), {**peer.sync, **data.get("clock_end", {})},
                                         received=peer.data is not None, code=theirs.get("exit_code"))
             if peer.data is not None:
                 (self.run_dir / "hosts").mkdir(exist_ok=True)
                 (self.run_dir / "hosts" / f"{h}.json").write_text(json.dumps(theirs, indent=2) + "\n")
-        code = 1 if any(h["exit_code"] for h in hosts.values()) else code
-        hosts[self.host or ""]["exit_code"] = code
-        combined = report.build(self.topo.name, self.topo.source, self.run_dir, rep["duration_s"], code,
-                                children[1:], rep["counters"]["journal_records"] + records,
-                                failures, launcher=self.me, window=self._window(),
-                                events=sorted(rep["events"], key=lambda e: e["t_s"]))
-        combined["hosts"] = hosts
-        self._write_report(combined, children)
+        code = 1 if code or self.failures or failures or any(e["exit_code"] for e in hosts.values()) else 0
+        hosts = {self.host or "": self._host_entry("lead", self.run_dir, {}, code=code), **hosts}
+        rep = self._report(code, others, failures, events, records)
+        rep["hosts"] = hosts
+        self._write_report(rep, [self.me, *self.children.values(), *others])
         return code
 
     def _host_entry(self, role: str, run_dir: Any, sync: dict[str, Any], received: bool = True,
@@ -365,6 +358,12 @@ class PeerLauncher(Launcher):
 
     def _on_command(self, verb: str, p: Any) -> None:
         self.last_heard = time.monotonic()
+        try:
+            self._obey(verb, p)
+        except (KeyError, TypeError, ValueError):  # a malformed payload: dropped, as on every socket
+            log.warning("dropped a malformed %r from the lead", verb)
+
+    def _obey(self, verb: str, p: Any) -> None:
         if verb == peering.LEVEL and isinstance(p, dict):
             i = int(p["i"])
             self.levels_wanted.setdefault(i, dict(p.get("endpoints") or {}))
@@ -458,7 +457,7 @@ class PeerLauncher(Launcher):
         self._send(peering.STREAMING)
         log.info("host %s streaming; the lead ends the run", self.host)
         healthy = True
-        while not (self.interrupts or self.stops_wanted or self._remote_failure()):
+        while not (self.interrupts or self._remote_failure()):
             self._pump(0.05)
             if healthy and not self._supervise_step():
                 healthy = False  # reported in the next status; the lead stops the run
@@ -480,11 +479,11 @@ class PeerLauncher(Launcher):
         if self.sync is not None and self._lead_lost() and not self.bye:
             self._launcher_failure(f"lost the lead: nothing from it for {LEAD_LOST_S:.0f} s; stopped alone")
 
-    def _finish(self, code: int) -> None:
+    def _finish(self, code: int) -> int:
         rep = self._report(code)
         self._write_report(rep, [self.me, *self.children.values()])
         if self.sync is None or self.bye or self._lead_lost():
-            return
+            return code
         end = peering.measure_offset(self.channel, self._on_command) if self.channel is not None else None
         shift_s = (self._t0 * 1e9 + self.clock_offset_ns - self.lead_t0_ns) / 1e9
         self.payload = {
@@ -496,3 +495,4 @@ class PeerLauncher(Launcher):
             self._send(peering.REPORT_DATA, self.payload)
         while not (self.bye or self._lead_lost() or self.interrupts > 1):  # the lead may still be stopping
             self._pump(0.05)
+        return code

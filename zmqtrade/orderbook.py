@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Sequence
 
-
 from zmqtrade import clock, sockets, wire
 from zmqtrade.book import Book, BookError
 from zmqtrade.service import SeqCheck, Service, serve

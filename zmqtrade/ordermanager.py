@@ -55,6 +55,7 @@ class OrderManager(Service):
             self.prices = self.subscribe("gateway.prices", self.topo.gateway.hwm)
             self.price_seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)
             self.applier = TickApplier(self.book, self.price_seq, self.counters)
+            self.price_eos: wire.Eos | None = None
         self.commit_every = 1 if om.fsync == "order" else COMMIT_EVERY
         self.risk = RiskBook(om.risk)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
@@ -83,12 +84,10 @@ class OrderManager(Service):
             self.price_seq.welcome(sockets.await_welcome(self.prices, deadline, self.stop_requested))
 
     def apply_prices(self) -> None:
-        """Bring our own book up to date with every price message queued (before pricing orders)."""
-        while True:
-            msgs, _ = self.drain(self.prices, PRICES, MAX_DRAIN, self.price_seq)
-            if not msgs:
-                return
-            self.applier.apply(msgs, [])
+        """Bring our own book up to date with the price messages queued (before pricing orders)."""
+        msgs, eos = self.drain(self.prices, PRICES, MAX_DRAIN, self.price_seq)
+        self.price_eos = self.price_eos or eos
+        self.applier.apply(msgs, [])
 
     def replay(self, rec: dict) -> None:
         """Rebuild positions, order ids and the duplicate filter from a previous life's record."""
@@ -270,6 +269,9 @@ class OrderManager(Service):
                 self.service_control()
             if self.stopping and not self.router.poll(0):
                 break
+        if self.prices is not None:
+            self.price_seq.end(self.price_eos)
+
 
 def _shown(text: str) -> str:
     """Client text for a log line: as is when short and printable, else quoted and cut (a newline

@@ -110,9 +110,8 @@ def _all_here(path: str | Path) -> list[str]:
         return []  # the launcher reports it
     if len(topo.hosts_used()) == 1:
         return []
-    keys = [name if name in ("gateway", "orderbook", "ordermanager") else f"strategies.{name}"
-            for name in topo.process_names()]
-    return [arg for key in keys for arg in ("--set", f"{key}.host=local")] + ["--set", "lead=local"]
+    return [arg for name in topo.process_names() for arg in ("--set", f"{topo.path_of(name)}.host=local")] \
+        + ["--set", "lead=local"]
 
 
 class StackFactory:

@@ -331,23 +331,15 @@ class Service:
         """Wait for ``start``; True to run, False if told to stop first."""
         if self.link is None or self.link.sock is None:
             return True
-        poller = zmq.Poller()
-        poller.register(self.link.sock, zmq.POLLIN)
-        for pub in self.publishers:
-            poller.register(pub, zmq.POLLIN)
+        poller, ctl = self.poller(*self.publishers)
         while not self.stopping:
             events = dict(poller.poll(100))
             self.report_progress()
             if self.publishers:
                 self.service_publishers()
-            if self.link.sock in events:
+            if ctl in events:
                 cmd = self.link.poll_command()
                 if cmd == control.START:
-                    # Read what reached the publishers since the last turn: a subscription that
-                    # came with (or just after) a subscriber's welcome is otherwise taken in only
-                    # at a later send (libzmq throttles command processing on send), and the
-                    # first messages would skip that subscriber.
-                    self.service_publishers()
                     return True
                 if cmd == control.STOP:
                     return False

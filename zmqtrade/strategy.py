@@ -18,7 +18,6 @@ import sys
 import time
 from typing import Iterable, Sequence
 
-
 import zmq
 
 from zmqtrade import clock, metrics, sockets, wire

@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 import yaml
 
@@ -281,6 +281,10 @@ class Topology:
     def kind_of(self, name: str) -> str:
         return name if name in COMPONENTS else "strategy"
 
+    def path_of(self, name: str) -> str:
+        """The key path of a process's section: ``gateway`` or ``strategies.<name>``."""
+        return name if name in COMPONENTS else f"strategies.{name}"
+
     def section(self, name: str) -> Any:
         """A process's own section (a component's, or its strategy spec)."""
         return getattr(self, name) if name in COMPONENTS else self.strategies[name]
@@ -297,9 +301,8 @@ class Topology:
         return self.hosts.get(name) or LOCAL_HOST
 
     def hosts_used(self) -> list[str]:
-        """The hosts that run a process, the lead's first."""
-        used = dict.fromkeys([self.lead_host(), *(self.host_of(n) for n in self.process_names())])
-        return [h for h in used if h == self.lead_host() or any(self.host_of(n) == h for n in self.process_names())]
+        """The hosts that run a process, and the lead's, the lead's first."""
+        return list(dict.fromkeys([self.lead_host(), *(self.host_of(n) for n in self.process_names())]))
 
     def lead_host(self) -> str:
         return self.lead or self.gateway.host
@@ -536,8 +539,7 @@ def _place(topo: Topology, conv: _Converter) -> Topology:
     for name in topo.process_names():
         host = topo.host_of(name)
         if host not in topo.hosts and host != LOCAL:
-            where = f"strategies.{name}.host" if name in topo.strategies else f"{name}.host"
-            conv.fail(where, f"no host {host!r}; add it to hosts (NAME: ADDRESS) or use one of {', '.join(known)}")
+            conv.fail(f"{topo.path_of(name)}.host", f"no host {host!r}; add it to hosts (NAME: ADDRESS) or use one of {', '.join(known)}")
     if topo.lead is not None and topo.lead not in topo.hosts and topo.lead != LOCAL:
         conv.fail("lead", f"no host {topo.lead!r}; one of {', '.join(known)}")
     for name, host in topo.hosts.items():
@@ -589,11 +591,7 @@ def _placement_checks(topo: Topology, conv: _Converter) -> None:
                       f"memory on the orderbook's host ({book_host!r}); run {name} there (host: {book_host}) "
                       "or move the orderbook")
     binds = topo.binds()
-    for key, clients in topo.connecters().items():
-        binder_host = topo.host_of(BINDERS[key])
-        away = [c for c in clients if topo.host_of(c) != binder_host]
-        if not away:
-            continue
+    for key, binder_host, away in _crossings(topo):
         m = _ENDPOINT_RE.match(binds[key])
         where = f"{BINDERS[key]} on {binder_host!r}, {away[0]} on {topo.host_of(away[0])!r}"
         if m and m.group("path"):
@@ -621,15 +619,19 @@ def _placement_checks(topo: Topology, conv: _Converter) -> None:
             conv.fail("lead_endpoint", f"{topo.lead_endpoint} is loopback; use tcp://{HOST_PLACEHOLDER}:PORT")
 
 
-def cross_host(topo: Topology) -> dict[str, str]:
-    """Data endpoints some connecter reaches from another host, with the hosts it joins."""
-    out = {}
+def _crossings(topo: Topology) -> Iterator[tuple[str, str, list[str]]]:
+    """(data endpoint key, its binder's host, the connecters on other hosts), where there are any."""
     for key, clients in topo.connecters().items():
         binder_host = topo.host_of(BINDERS[key])
-        away = sorted({topo.host_of(c) for c in clients} - {binder_host})
+        away = [c for c in clients if topo.host_of(c) != binder_host]
         if away:
-            out[key] = f"{binder_host} -> {', '.join(away)}"
-    return out
+            yield key, binder_host, away
+
+
+def cross_host(topo: Topology) -> dict[str, str]:
+    """Data endpoints some connecter reaches from another host, with the hosts it joins."""
+    return {key: f"{binder_host} -> {', '.join(sorted({topo.host_of(c) for c in away}))}"
+            for key, binder_host, away in _crossings(topo)}
 
 
 # --------------------------------------------------------------------------- graph checks
