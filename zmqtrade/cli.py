@@ -23,8 +23,6 @@ from typing import Any, NoReturn, Sequence
 from zmqtrade import overrides, topology
 from zmqtrade.service import LOG_DATEFMT
 
-COMMANDS = ("run", "check", "compare", "keys")
-
 
 def _run_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Start, supervise and stop a zmqtrade stack, then report.")
