@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from perf import procstat
 from zmqtrade import compare, journal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +43,8 @@ class Setup:
     news_rate: float = 10.0
     fsync: str = "off"                # ordermanager.fsync; "off" keeps RESULTS.md comparable (the default
                                       # "batch" adds one fdatasync, ~100 us on this VM, per group commit)
+    overrides: tuple[tuple[str, Any], ...] = ()
+    """Further topology keys, as (dotted key, value) pairs applied last (e.g. ("gateway.hwm", 1000))."""
 
     def label(self) -> str:
         mode = "per-tick" if self.per_tick else "conflated"
@@ -69,25 +74,74 @@ def topology(s: Setup, tmp: Path) -> dict[str, Any]:
         for i in range(s.strategies):
             topo["strategies"][f"s{i + 1}"] = {"class": "every_quote", "symbols": SYMBOLS, "qty": 1,
                                               "conflate": not s.per_tick}
+    for key, value in s.overrides:
+        *path, last = key.split(".")
+        node = topo
+        for part in path:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
     return topo
 
 
-def run(s: Setup, samples: bool = False) -> dict[str, Any]:
+BUDGET_MARGIN_S = 0.5
+"""The per-tick budget skips this much of the stream at each end (start-up, end of stream)."""
+
+
+def _budget(proc: subprocess.Popen, run_dir: Path, s: Setup) -> dict[str, Any] | None:
+    """Per-process CPU, run-queue wait and wake-ups per tick over the middle of the stream
+    (:mod:`perf.procstat`), read from /proc while the launcher runs; None if it ended first."""
+    stack = run_dir / "stack.json"
+    deadline = time.monotonic() + 60
+    while not stack.exists():  # written once every process is ready, just before the stream starts
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+    pids = {n: p["pid"] for n, p in json.loads(stack.read_text())["processes"].items()}
+    t_ready = time.monotonic()
+    time.sleep(BUDGET_MARGIN_S)
+    before = procstat.snapshot(pids)
+    t0 = time.monotonic()
+    time.sleep(max(0.1, t_ready + s.duration_s - BUDGET_MARGIN_S - t0))
+    after = procstat.snapshot(pids)
+    elapsed = time.monotonic() - t0
+    return procstat.cost(before, after, int(s.rate * elapsed), elapsed)
+
+
+def run(s: Setup, samples: bool = False, budget: bool = False, root: Path = ROOT,
+        env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one point; returns report.json plus ``delivered``: ticks applied over ticks due, where
     due is the larger of what the schedule called for in the launcher's window and what the
     gateway published (it streams a little past that window), so it never reads above 100%.
     With ``samples``, also ``resources``: the rows of resources.csv (psutil samples over time)
-    and ``journaled``: how often each (strategy, clordid) is in the journal."""
+    and ``journaled``: how often each (strategy, clordid) is in the journal. With ``budget``,
+    also ``cost``: each process's CPU per tick from /proc (:func:`_budget`). ``root`` is the checkout
+    whose ``launch.py`` runs (another worktree, for a before/after comparison in one invocation);
+    ``env`` adds to the environment of the launcher and its children."""
     with tempfile.TemporaryDirectory(prefix="zmqtrade-bench-") as d:
         tmp = Path(d)
         path = tmp / "bench.yaml"
         path.write_text(yaml.safe_dump(topology(s, tmp)))
-        proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), str(path), "--run-dir", str(tmp / "run"), "-q"],
-                              capture_output=True, text=True, timeout=s.duration_s + 120)
+        child_env = {**os.environ, **(env or {})}
+        if root != ROOT:
+            child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), child_env.get("PYTHONPATH")]))
+        with subprocess.Popen([sys.executable, str(root / "launch.py"), str(path), "--run-dir", str(tmp / "run"), "-q"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
+                              cwd=str(root)) as proc:
+            cost = _budget(proc, tmp / "run", s) if budget else None
+            try:
+                out, _ = proc.communicate(timeout=s.duration_s + 120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
         report_path = tmp / "run" / "report.json"
         if proc.returncode != 0 or not report_path.exists():
-            raise RuntimeError(f"benchmark run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise RuntimeError(f"benchmark run failed ({proc.returncode}):\n{out[-6000:]}")
         report = json.loads(report_path.read_text())
+        if cost is not None:
+            report["cost"] = cost
         if samples:
             with open(tmp / "run" / "resources.csv", newline="") as fh:
                 report["resources"] = list(csv.DictReader(fh))
