@@ -246,6 +246,9 @@ class ComponentRun:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for pub in serve:
+                if callable(pub):  # a pipe doorbell's rescan, or any other thing to keep doing
+                    pub()
+                    continue
                 pub.poll(0)
                 drain_subscriptions(pub)
             msg = self.control.recv(0.02)

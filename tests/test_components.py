@@ -12,6 +12,7 @@ import zmq
 
 from conftest import BASE, DELETE
 from zmqtrade import journal, metrics, sockets, wire
+from zmqtrade.bell import BellWriter
 
 
 def price_ticks(msgs: list) -> list[wire.Tick]:
@@ -271,33 +272,45 @@ class OnePerQuote(Strategy):
 """
 
 
-def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, **spec):
-    """A started OnePerQuote strategy named trend; the test plays news, doorbell and order manager."""
+def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, doorbell="zmq", **spec):
+    """A started OnePerQuote strategy named trend; the test plays news, doorbell and order manager.
+    Returns it with the news XPUB, a ``ring(seq, slots)`` and an ``end(last_seq)`` that play the
+    doorbell (ZeroMQ, or the pipe as the orderbook writes it), the doorbell XPUB and the ROUTER."""
     (tmp_path / "onequote.py").write_text(ONE_PER_QUOTE)
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     eps = {"news": f"ipc://{tmp_path}/n.ipc", "doorbell": f"ipc://{tmp_path}/d.ipc", "om": f"ipc://{tmp_path}/o.ipc"}
     topo = write_topology({"gateway": {"news": eps["news"]}, "orderbook": {"doorbell": eps["doorbell"]},
                            "ordermanager": {"endpoint": eps["om"]},
-                           "strategies": {"trend": {"class": "onequote:OnePerQuote", "params": DELETE, **spec}}})
+                           "strategies": {"trend": {"class": "onequote:OnePerQuote", "params": DELETE,
+                                                    "doorbell": doorbell, **spec}}})
     news = sockets.publisher(ctx, eps["news"], "news", 1, 1000, False)
     bell = sockets.publisher(ctx, eps["doorbell"], "doorbell", 1, 1000, False)
     router = sockets.router(ctx, eps["om"])
     strat = component("strategy", topo, book.name, name="trend")
-    strat.expect("ready", serve=[news, bell])
+    if doorbell == "pipe":
+        pipe = BellWriter(book.name, ["trend"], 1, {})
+        strat.expect("ready", serve=[news, bell, pipe.rescan])
+        ring, end = pipe.ring, pipe.end
+    else:
+        strat.expect("ready", serve=[news, bell])
+        ring = lambda seq, slots: bell.send(wire.encode_doorbell(seq, slots, seq))  # noqa: E731
+        end = lambda last: bell.send(wire.encode_eos("doorbell", last))  # noqa: E731
     strat.start()
-    return strat, news, bell, router
+    return strat, news, (ring, end), bell, router
 
 
-def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, component, book, ctx, tmp_path, monkeypatch):
+@pytest.mark.parametrize("doorbell", ["zmq", "pipe"])
+def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, component, book, ctx, tmp_path,
+                                                              monkeypatch, doorbell):
     book.claim_writer()  # this test writes the book: a live writer, so the strategy trades on it
-    strat, news, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
-                                             qty=7, book_max_age_s=60)
+    strat, news, (ring, end), bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
+                                                          doorbell=doorbell, qty=7, book_max_age_s=60)
 
     aapl, msft = book.index["AAPL"], book.index["MSFT"]
-    bell.send(wire.encode_doorbell(1, [msft], 1))                       # never written: skipped
+    ring(1, [msft])                                       # never written: skipped
     book.write(aapl, 99.0, 101.0, 100.0, 5, 42, 123_456, 654_321)
     book.heartbeat()  # the write beat with its made-up time
-    bell.send(wire.encode_doorbell(2, [aapl, book.index["GOOG"]], 2))  # GOOG is not this strategy's
+    ring(2, [aapl, book.index["GOOG"]])                   # GOOG is not this strategy's
     assert router.poll(10_000)
     identity, body = router.recv_multipart()
     o = wire.as_order(wire.unpack(body)[1])
@@ -315,15 +328,20 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
     router.send_multipart([identity, wire.encode_reply(n.clordid, wire.REJECTED, 0, "test says no", 5, 6)])
     router.send_multipart([identity, b"junk"])                # malformed reply: counted
 
+    ring(4, [aapl])                                       # doorbell 3 lost: a gap
+    identity, body = router.recv_multipart()
+    m = wire.as_order(wire.unpack(body)[1])
+    router.send_multipart([identity, wire.encode_reply(m.clordid, wire.FILLED, 2, 99.0, 5, 6)])
     news.send(wire.encode_eos("news", 1))
-    bell.send(wire.encode_eos("doorbell", 2))
+    end(5)                                                # doorbell 5 never came either
     stats = strat.stop()
     c = stats["counters"]
-    assert (c["orders_sent"], c["orders_acked"], c["orders_rejected"]) == (2, 1, 1)
-    assert c["unwritten_skipped"] == 1 and c["quotes_read"] == 1
+    assert (c["orders_sent"], c["orders_acked"], c["orders_rejected"]) == (3, 2, 1)
+    assert c["unwritten_skipped"] == 1 and c["quotes_read"] == 2
     assert c["news_received"] == 1 and c["malformed_messages"] == 1
-    assert len(metrics.Histogram.frombytes(stats["latency_ns"]["tick_to_ack"])) == 1  # the quote-driven order
-    assert stats["acked_ids"] == [[o.clordid, o.clordid]]
+    assert (c["doorbells"], c["doorbell_gaps"]) == (3, 2)
+    assert len(metrics.Histogram.frombytes(stats["latency_ns"]["tick_to_ack"])) == 2  # the quote-driven orders
+    assert stats["acked_ids"] == [[o.clordid, o.clordid], [m.clordid, m.clordid]]
     for sock in (news, bell, router):
         sock.close()
     json.dumps(c)

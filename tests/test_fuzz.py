@@ -616,8 +616,8 @@ def test_strategy_counts_random_frames_on_news_and_doorbell(write_topology, comp
     ctx = zmq.Context()
     news = bell = router = None
     try:
-        strat, news, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
-                                                 qty=7, symbols=["AAPL"], book_max_age_s=600)
+        strat, news, _, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
+                                                    qty=7, symbols=["AAPL"], book_max_age_s=600)
 
         orders: list[wire.Order] = []
 

@@ -67,7 +67,7 @@ def test_ordermanager_refuses_a_journal_damaged_before_its_end(write_topology, c
 def test_strategy_resends_an_unanswered_order_with_the_same_id(
         write_topology, component, book, ctx, tmp_path, monkeypatch):
     book.claim_writer()
-    strat, news, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
+    strat, news, _, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
                                              order_timeout_s=0.2, book_max_age_s=60)
     aapl = book.index["AAPL"]
     book.write(aapl, 99.0, 101.0, 100.0, 5, 1, 1, time.monotonic_ns())
@@ -98,7 +98,7 @@ def test_strategy_resends_an_unanswered_order_with_the_same_id(
 def test_strategy_does_not_trade_on_a_stale_book_and_resumes_when_it_is_live(
         write_topology, component, book, ctx, tmp_path, monkeypatch):
     book.claim_writer()
-    strat, news, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
+    strat, news, _, bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
                                              book_max_age_s=0.5)
     aapl = book.index["AAPL"]
     book.write(aapl, 99.0, 101.0, 100.0, 5, 1, 1, time.monotonic_ns())

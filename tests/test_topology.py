@@ -57,7 +57,7 @@ SINGLE_ERRORS = [
     ("unknown-key-risk", {"ordermanager": {"risk": {"max_order_qtty": 5}}},
      "ordermanager.risk.max_order_qtty", "did you mean 'max_order_qty'?"),
     ("unknown-top-level-key", {"zzz": 1}, "zzz",
-     "unknown key; known keys: control, duration_s, faults, gateway, hosts, lead, lead_endpoint, name, orderbook, ordermanager, report, "
+     "unknown key; known keys: control, duration_s, faults, gateway, hosts, lead, lead_endpoint, name, orderbook, ordermanager, placement, report, "
      "security, strategies, supervision, symbols, tuning"),
     # wrong types
     ("str-for-number", {"gateway": {"rate": "fast"}}, "gateway.rate", "expected a number, got str 'fast'"),

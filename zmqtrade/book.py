@@ -174,13 +174,16 @@ class Book:
             self._mmap.close()
 
     def close(self) -> None:
-        """Unmap; the owner also unlinks the segment."""
+        """Unmap; the owner also unlinks the segment, and the doorbell pipes made beside it
+        (:mod:`zmqtrade.bell`) by readers that could not remove theirs (killed)."""
         self._release()
         if self._shm is not None:
             try:
                 self._shm.unlink()
             except FileNotFoundError:
                 pass
+            for path in SHM_DIR.glob(f"{self.name}.*.bell"):
+                path.unlink(missing_ok=True)
 
     def __enter__(self) -> "Book":
         return self

@@ -46,6 +46,10 @@ class Child:
     stats: dict[str, Any] | None = None
     ready: bool = False
     endpoints: dict[str, str] = field(default_factory=dict)
+    cpus: list[int] = field(default_factory=list)
+    """The CPUs it runs on, as it reported them when ready (``placement``, ``cpus``)."""
+    io_threads: str = ""
+    """How its libzmq I/O thread is scheduled (``tuning.io_threads``), as it reported when ready."""
     killed: bool = False
     terminated: bool = False
     """Sent SIGTERM because it could not be told to stop over the control socket."""
@@ -172,6 +176,7 @@ class Child:
             "name": self.name, "kind": self.kind, "host": self.host, "pid": self.pid,
             "exit_code": self.exit_code if exit_code is None else exit_code, "killed": self.killed,
             "restarts": len(self.restarts), "stats": self.stats, "earlier_lives": self.earlier_lives,
+            "cpus": self.cpus, "io_threads": self.io_threads,
             "samples": [[s.t_s + shift_s, s.cpu_percent, s.rss_bytes, s.uss_bytes, s.threads, s.ctx_switches,
                          s.open_fds] for s in self.samples],
             "progress": [[t + shift_s, counters] for t, counters in self.progress],
@@ -189,7 +194,8 @@ class RecordedChild(Child):
     @classmethod
     def from_record(cls, rec: dict[str, Any], log_path: Path) -> "RecordedChild":
         return cls(rec["name"], rec["kind"], [], log_path, host=rec.get("host", ""), killed=bool(rec["killed"]),
-                   restarts=[0.0] * int(rec["restarts"]), stats=rec.get("stats"),
+                   restarts=[0.0] * int(rec["restarts"]), stats=rec.get("stats"), cpus=list(rec.get("cpus") or []),
+                   io_threads=str(rec.get("io_threads") or ""),
                    earlier_lives=list(rec.get("earlier_lives") or []),
                    samples=[Sample(*row) for row in rec.get("samples") or []],
                    progress=[(float(t), dict(c)) for t, c in rec.get("progress") or []],

@@ -122,6 +122,17 @@ class PriceFeed:
         return Block(b.slots[i:j], b.bids[i:j], b.asks[i:j], b.lasts[i:j], b.sizes[i:j],
                      b.offsets[i:j] if b.offsets is not None else None)
 
+    def take_one(self) -> tuple[int, float, float, float, int, int | None] | None:
+        """The next tick as (slot, bid, ask, last, size, offset or None), without making a Block:
+        the common case at low rates, where one tick is due at a time."""
+        b = self._ensure()
+        if b is None:
+            return None
+        i = self._i
+        self._i = i + 1
+        return (b.slots[i], b.bids[i], b.asks[i], b.lasts[i], b.sizes[i],
+                b.offsets[i] if b.offsets is not None else None)
+
     def count_due(self, offset_limit: int, k_max: int) -> int:
         """How many of the next ticks have offsets <= ``offset_limit`` (timestamp pacing)."""
         b = self._ensure()

@@ -1,10 +1,11 @@
 """The order journal: one JSON line per filled order, appended before the ack is sent.
 
-Records are written with ``os.write`` on an ``O_APPEND`` descriptor, a group commit at a
-time: once the call returns the lines are in the kernel and survive a SIGKILL of the order
-manager. ``fsync`` (the topology's ``ordermanager.fsync``) decides whether they also survive a
-power cut: ``batch`` and ``order`` flush them to disk (``fdatasync``) before any of their acks
-go out; ``off`` leaves that to the kernel.
+Records are written with ``os.write`` on an ``O_APPEND`` descriptor, one commit at a time:
+once the call returns the lines are in the kernel (the page cache) and survive a SIGKILL of any
+process, the order manager's and the launcher's included. ``fsync`` (the topology's
+``ordermanager.fsync``) decides whether they also survive a power cut: ``off`` (the default, as
+Kafka's, Chronicle Queue's and QuickFIX/J's file store's) leaves the flush to the kernel;
+``batch`` and ``order`` flush them to disk (``fdatasync``) before any of their acks go out.
 
 Opening a journal recovers it: a torn last record (the writer died mid-line, or a power cut
 left a partial or zero-filled tail) is cut off, so new records never glue onto it; the
@@ -33,7 +34,7 @@ class Journal:
     """An append-only journal; opening it recovers it, handing each complete record to ``replay``
     one at a time (a long run's journal is never held in memory whole)."""
 
-    def __init__(self, path: str | Path, fsync: FsyncPolicy = "batch",
+    def __init__(self, path: str | Path, fsync: FsyncPolicy = "off",
                  replay: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -237,6 +237,8 @@ class Launcher:
                 if verb == control.READY:
                     child.ready = True
                     child.endpoints = dict((payload or {}).get("endpoints", {}))
+                    child.cpus = [c for c in (payload or {}).get("cpus") or [] if type(c) is int]
+                    child.io_threads = str((payload or {}).get("io_threads") or "")
                     if child.restarts and self.stream_started and not self.stream_stopped:
                         self.control.send(name, control.START)  # a restarted process rejoins the running stack
                         self._event(child, f"rejoined after restart {len(child.restarts)}")

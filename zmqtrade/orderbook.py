@@ -13,14 +13,15 @@ import sys
 import time
 from typing import Sequence
 
-from zmqtrade import clock, sockets, wire
+from zmqtrade import bell, clock, sockets, wire
 from zmqtrade.book import Book, BookError
 from zmqtrade.service import SeqCheck, Service, serve
 
 MAX_DRAIN = 256
 """Price messages applied before ringing at the latest (each may be a batch of ticks), so after
 a stall readers hear about the first ticks without waiting for the whole backlog."""
-MAX_SLOTS = 4096  # entries per doorbell (a decoder refuses longer arrays)
+MAX_SLOTS = bell.MAX_SLOTS
+"""Entries per doorbell: what one atomic pipe write holds, so both doorbells number alike."""
 PRICES = {wire.Kind.TICK: wire.as_tick, wire.Kind.TICKS: wire.as_ticks}
 STOP_DRAIN_S = 2.0  # after "stop", keep applying until the gateway's end of stream, at most this long
 
@@ -46,10 +47,13 @@ class TickApplier:
     def apply(self, msgs: list, written: list[int], per_tick: bool = False) -> None:
         """Apply drained TICK/TICKS messages; ``written`` gets a slot per write (or per tick)."""
         for m in msgs:
-            if type(m) is wire.Tick:
-                self.tick(m, written)
-            else:
-                self.batch(m, written, per_tick)
+            self.apply_one(m, written, per_tick)
+
+    def apply_one(self, m: wire.Tick | wire.Ticks, written: list[int], per_tick: bool = False) -> None:
+        if type(m) is wire.Tick:
+            self.tick(m, written)
+        else:
+            self.batch(m, written, per_tick)
 
     def tick(self, t: wire.Tick, written: list[int]) -> None:
         c = self.counters
@@ -102,10 +106,15 @@ class OrderBook(Service):
             raise BookError(f"book {self.book.name} holds {self.book.symbols}, topology publishes {topo.symbols}")
         self.book.claim_writer()
         self.sub = self.subscribe("gateway.prices", topo.gateway.hwm)
+        session = wire.new_session()
         self.doorbell = self.track(sockets.publisher(self.ctx, topo.bind_endpoint("orderbook.doorbell"), "doorbell",
-                                                     wire.new_session(), topo.orderbook.hwm, topo.gateway.lossless,
-                                                     curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat))
+                                                     session, topo.orderbook.hwm, topo.gateway.lossless,
+                                                     curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat,
+                                                     verbose=True))
         self.publishers = [self.doorbell]
+        readers = [name for name, spec in topo.strategies.items() if spec.doorbell == "pipe"]
+        self.bells = self.own(bell.BellWriter(self.args.book, readers, session, self.counters, topo.gateway.lossless,
+                                              lambda: self.stopping)) if readers else None
         self.counters.update(doorbells=0, resubscribed=0)
         self.seq = SeqCheck(self.counters, "tick_gaps", "tick_duplicates", self.args.life > 1)
         self.applier = TickApplier(self.book, self.seq, self.counters)
@@ -115,17 +124,46 @@ class OrderBook(Service):
         self.seq.welcome(sockets.await_welcome(self.sub, deadline, self.stop_requested))
 
     def _ring(self, slots: list[int]) -> None:
+        """One doorbell per MAX_SLOTS slots: to the pipe readers first (they are the stack's own
+        strategies, on the latency path), then on the ZeroMQ stream for any other subscriber."""
+        bells = self.bells
         for i in range(0, len(slots), MAX_SLOTS):
             self.bell_seq += 1
-            body = wire.encode_doorbell(self.bell_seq, slots[i:i + MAX_SLOTS], clock.now_ns())
-            if self.send_bounded(self.doorbell, body):
+            chunk = slots[i:i + MAX_SLOTS]
+            if bells is not None:
+                bells.ring(self.bell_seq, chunk)
+            if self.send_bounded(self.doorbell, wire.encode_doorbell(self.bell_seq, chunk, clock.now_ns())):
                 self.counters["doorbells"] += 1
+
+    def service_publishers(self) -> None:
+        """A new subscriber to the doorbell may be a pipe reader that (re)made its pipe: look now."""
+        if sockets.drain_subscriptions(self.doorbell) and self.bells is not None:
+            self.bells.rescan()
+
+    def periodic(self) -> None:
+        if self.bells is not None:
+            self.bells.rescan()
+
+    def _apply(self, m: wire.Tick | wire.Ticks) -> None:
+        """One price message: into the book, and its doorbell out at once if it is the first of
+        a drain (the common case: the only one); the rest of a backlog rings once, at its end."""
+        self.applier.apply_one(m, self._written, not self.conflate)
+        if self._first and self._written:
+            self._first = False
+            self._ring_written()
+
+    def _ring_written(self) -> None:
+        written = self._written
+        self._ring(sorted(set(written)) if self.conflate else written)
+        self._written = []
 
     def run(self) -> None:
         sub = self.sub
         self.bell_seq = 0
+        self._written: list[int] = []  # a slot per write (conflating) or per tick (not), not yet rung
+        self._first = True
         poller, ctl = self.poller(sub, self.doorbell)
-        conflate = self.topo.orderbook.conflate
+        self.conflate = self.topo.orderbook.conflate
         eos: wire.Eos | None = None
         stop_deadline = 0.0
         while True:
@@ -134,22 +172,22 @@ class OrderBook(Service):
                     stop_deadline = time.monotonic() + STOP_DRAIN_S
                 if eos or time.monotonic() >= stop_deadline:
                     break
-            events = dict(poller.poll(100))
-            self.report_progress()
+            events = poller.wait(100)
             if sub in events:
-                msgs, end = self.drain(sub, PRICES, MAX_DRAIN, self.seq)
-                eos = eos or end
-                written: list[int] = []  # a slot per write (conflating) or per tick (not)
-                self.applier.apply(msgs, written, per_tick=not conflate)
-                if written:
-                    self._ring(sorted(set(written)) if conflate else written)
+                self._first = True
+                eos = self.drain_each(sub, PRICES, self._apply, MAX_DRAIN, self.seq) or eos
+                if self._written:
+                    self._ring_written()
             else:
                 self.book.heartbeat()  # writes beat too; readers judge the writer alive by it
+            self.report_progress()
             if self.doorbell in events:
                 self.service_publishers()
             if ctl is not None and ctl in events:
                 self.service_control()
         self.seq.end(eos)
+        if self.bells is not None:
+            self.bells.end(self.bell_seq)
         self.send_eos(self.doorbell, "doorbell", self.bell_seq)
 
 

@@ -83,6 +83,8 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
             "exit_code": c.exit_code if c is not launcher else exit_code,
             "killed": c.killed,
             "restarts": len(c.restarts),
+            **({"cpus": c.cpus} if c.cpus else {}),
+            **({"io_threads": c.io_threads} if c.io_threads else {}),
             **c.resources(window),
             "counters": (c.stats or {}).get("counters", {}),
             **({"earlier_lives": c.earlier_lives} if c.earlier_lives else {}),

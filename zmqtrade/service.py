@@ -27,8 +27,9 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import zmq
 
-from zmqtrade import clock, control, security, sockets, topology, wire
+from zmqtrade import clock, control, placement, security, sockets, topology, wire
 from zmqtrade.errors import ResourceError
+from zmqtrade.poller import Poller, Source
 from zmqtrade.topology import Topology
 
 READY_TIMEOUT_S = 15.0
@@ -136,6 +137,8 @@ class Service:
         self._watched: list[list[Any]] = []  # [SUB, endpoint, its monitor, disconnected since]
         self._next_progress = 0.0
         self._next_heartbeat = 0.0
+        self._poller: Poller | None = None
+        """The event loop's poller (:meth:`poller`), told about sends that may hide input."""
         self.heartbeat = len(topo.hosts_used()) > 1
         """Sockets beyond loopback heartbeat (sockets.HEARTBEAT_*): the stack spans hosts."""
         self.security: security.ProcessSecurity | None = None
@@ -155,6 +158,9 @@ class Service:
     def latency_samples(self) -> dict[str, bytes]:
         return {}
 
+    def periodic(self) -> None:
+        """Housekeeping every heartbeat interval, from the event loop (no message needed)."""
+
     # ------------------------------------------------------------------ helpers
     def curve(self, key: str) -> security.CurveOpts | None:
         """CURVE options for the socket on topology ``key`` (e.g. ``"gateway.prices"``), for the
@@ -170,12 +176,13 @@ class Service:
         """The endpoint at topology ``key`` as connecters must use it, now that ``sock`` is bound."""
         return self.topo.connect_endpoint(key, sockets.bound_endpoint(sock))
 
-    def subscribe(self, key: str, hwm: int) -> zmq.Socket:
+    def subscribe(self, key: str, hwm: int, topic: bytes = b"") -> zmq.Socket:
         """A SUB to the endpoint at topology ``key``, watched so that a connection libzmq gives
         up on (it does after a frame above MAXMSGSIZE: a protocol error, never retried) is made
         again (:meth:`rejoin_dropped`) instead of leaving this process on a dead feed."""
         endpoint = self.topo.binds()[key]
-        sock = self.track(sockets.subscriber(self.ctx, endpoint, hwm, curve=self.curve(key), heartbeat=self.heartbeat))
+        sock = self.track(sockets.subscriber(self.ctx, endpoint, hwm, curve=self.curve(key), heartbeat=self.heartbeat,
+                                             topic=topic))
         events = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECT_RETRIED
         self._watched.append([sock, endpoint, sock.get_monitor_socket(events), 0.0])
         return sock
@@ -217,6 +224,7 @@ class Service:
         self._next_heartbeat = now + self.topo.supervision.heartbeat_s
         if self._watched:
             self.rejoin_dropped()
+        self.periodic()
         if self.link is None or self.link.sock is None:
             return
         if now >= self._next_progress:
@@ -224,22 +232,49 @@ class Service:
             self.link.send(control.PROGRESS, self.counters, block=False)
         else:
             self.link.send(control.HEARTBEAT, None, block=False)
+        if self._poller is not None:
+            self._poller.touched(self.link.sock)
 
     def service_control(self) -> None:
         """Act on a pending launcher command; call when the control socket is readable."""
-        if self.link is not None and self.link.poll_command() == control.STOP:
+        if self.link is not None and self._next_command() == control.STOP:
             self.request_stop()
+
+    def _next_command(self) -> str | None:
+        """One command off the control socket; it is looked at again before the next sleep, in
+        case another is queued behind it."""
+        if self.link is None or self.link.sock is None:
+            return None
+        cmd = self.link.poll_command()
+        if self._poller is not None:
+            self._poller.touched(self.link.sock)
+        return cmd
 
     def drain(self, sock: zmq.Socket, decoders: Mapping[wire.Kind, Callable[[tuple], Any]],
               limit: int = 4096, seq: SeqCheck | None = None) -> tuple[list[Any], wire.Eos | None]:
         """Read what is queued on a subscriber: (messages decoded by ``decoders``, its end of stream).
 
-        Malformed or unexpected bodies are counted, never raised. A WELCOME after the first means
-        we reconnected (``resubscribed``); if it opens a new session (the publisher restarted) the
-        drain stops there, so the caller checks the old session's messages against ``seq`` first
-        and the next drain resyncs ``seq`` before it reads the new session's.
+        A WELCOME that opens a new session (the publisher restarted) ends the drain there, so
+        the caller checks the old session's messages against ``seq`` first and the next drain
+        resyncs ``seq`` before it reads the new session's (see :meth:`drain_each`).
         """
         out: list[Any] = []
+        eos = self.drain_each(sock, decoders, out.append, limit, seq, resync_now=False)
+        return out, eos
+
+    def drain_each(self, sock: zmq.Socket, decoders: Mapping[wire.Kind, Callable[[tuple], Any]],
+                   handle: Callable[[Any], None], limit: int = 4096, seq: SeqCheck | None = None,
+                   resync_now: bool = True) -> wire.Eos | None:
+        """Read what is queued on a socket, handing each message decoded by ``decoders`` to
+        ``handle`` as it arrives (before asking the socket for the next: that ask, when nothing
+        is left, is a syscall and an exception, which need not delay the first message);
+        returns the end of stream, if it came.
+
+        Malformed or unexpected bodies are counted, never raised. A WELCOME after the first means
+        we reconnected (``resubscribed``); if it opens a new session, ``seq`` starts counting
+        afresh at once (``resync_now``: ``handle`` checks each message in order), or the drain
+        ends there.
+        """
         eos: wire.Eos | None = None
         c = self.counters
         if seq is not None and seq.resync_due:
@@ -248,25 +283,29 @@ class Service:
             try:
                 body = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                break
+                return eos
             try:
                 k, fields = wire.unpack(body)
                 decode = decoders.get(k)
                 if decode is not None:
-                    out.append(decode(fields))
+                    handle(decode(fields))
                 elif k is wire.Kind.EOS:
                     eos = wire.as_eos(fields)
                 elif k is wire.Kind.WELCOME:
                     c["resubscribed"] = c.get("resubscribed", 0) + 1
                     if seq is not None and seq.welcome(wire.as_welcome(fields)):
                         self.log.info("publisher restarted (session %d): resynchronising", seq.session)
-                        break
+                        if not resync_now:
+                            break
+                        seq.resync()
                 else:
                     raise wire.WireError(f"unexpected {k.name} on this stream")
             except wire.WireError as exc:
                 c["malformed_messages"] += 1
                 self.log.debug("malformed message: %s", exc)
-        return out, eos
+        if self._poller is not None:  # stopped short of EAGAIN: what is left may never signal again
+            self._poller.touched(sock)
+        return eos
 
     def send_bounded(self, sock: zmq.Socket, body: bytes) -> bool:
         """Publish without ever blocking past a stop request.
@@ -297,14 +336,14 @@ class Service:
         for pub in self.publishers:
             sockets.drain_subscriptions(pub)
 
-    def poller(self, *socks: zmq.Socket) -> tuple[zmq.Poller, zmq.Socket | None]:
-        """A poller over ``socks`` and the control socket (the latter returned too, or None)."""
-        poller = zmq.Poller()
-        for sock in socks:
-            poller.register(sock, zmq.POLLIN)
+    def poller(self, *sources: Source) -> tuple[Poller, zmq.Socket | None]:
+        """The event loop's poller over ``sources`` and the control socket (returned too, or None)."""
+        if self._poller is not None:
+            self._poller.close()
+        poller = self._poller = Poller(*sources)
         ctl = self.link.sock if self.link is not None else None
         if ctl is not None:
-            poller.register(ctl, zmq.POLLIN)
+            poller.add(ctl)
         return poller, ctl
 
     def send_eos(self, sock: zmq.Socket, stream: str, last_seq: int) -> None:
@@ -333,12 +372,12 @@ class Service:
             return True
         poller, ctl = self.poller(*self.publishers)
         while not self.stopping:
-            events = dict(poller.poll(100))
+            events = poller.wait(100)
             self.report_progress()
             if self.publishers:
                 self.service_publishers()
             if ctl in events:
-                cmd = self.link.poll_command()
+                cmd = self._next_command()
                 if cmd == control.START:
                     return True
                 if cmd == control.STOP:
@@ -347,6 +386,9 @@ class Service:
 
     def release(self) -> None:
         """Close owned resources (newest first), then sockets; safe after a failed ``open``."""
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         while self._owned:
             self._owned.pop().close()
         for sock, _, mon, _ in self._watched:
@@ -414,6 +456,9 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     args.run_dir = Path(args.run_dir)
     args.book = args.book or default_book_name(topo)
     clock.set_offset(args.clock_offset)
+    cpus = topo.cpus_of(name, os.sched_getaffinity(0))
+    if cpus:  # before the context exists: libzmq's I/O thread inherits the mask
+        placement.pin(cpus)
 
     ctx = zmq.Context()
     svc = cls(topo, name, args, ctx)
@@ -424,12 +469,14 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     try:
         svc.security = security.for_process(topo, name, ctx)
         bound = svc.open()
+        if topo.tuning.io_threads == "batch":  # the sockets exist, so the I/O thread does
+            placement.batch_io_threads()
         svc.await_ready(time.monotonic() + READY_TIMEOUT_S)
         # Everything made so far (modules, topology, sockets) lives for the whole run: move it out
         # of the cyclic collector's reach so full collections stay short on the hot path.
         gc.collect()
         gc.freeze()
-        svc.link.send(control.READY, {"pid": os.getpid(), "endpoints": bound})
+        svc.link.send(control.READY, {"pid": os.getpid(), "endpoints": bound, **placement.describe()})
         log.info("ready (pid %d)%s", os.getpid(), "".join(f" {k}={v}" for k, v in bound.items()))
         if svc._wait_start():
             svc.run()

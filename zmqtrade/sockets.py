@@ -63,29 +63,38 @@ def bound_endpoint(sock: zmq.Socket) -> str:
 
 
 def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: int, lossless: bool,
-              curve: CurveOpts | None = None, heartbeat: bool = False) -> zmq.Socket:
+              curve: CurveOpts | None = None, heartbeat: bool = False, verbose: bool = False) -> zmq.Socket:
     """A bound XPUB that greets every new subscriber with a WELCOME message.
 
     ``lossless`` sets XPUB_NODROP: a slow subscriber makes ``send`` block (we send with
     NOBLOCK and count EAGAIN) instead of silently dropping at the high-water mark.
+    ``verbose`` (XPUB_VERBOSE) passes up every subscription, not only the first to a topic:
+    the orderbook learns of each pipe-doorbell strategy that (re)joins.
     """
     sock = _base(ctx, zmq.XPUB, curve)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.XPUB_WELCOME_MSG, wire.encode_welcome(stream, session))
     if lossless:
         sock.setsockopt(zmq.XPUB_NODROP, 1)
+    if verbose:
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     for_endpoint(sock, endpoint, heartbeat).bind(endpoint)
     return sock
 
 
+NOTHING = b"\xff"
+"""A topic no message matches (every body is a msgpack array, first byte 0x9_): a subscription
+that only says "I am here", as a pipe-doorbell strategy's does."""
+
+
 def subscriber(ctx: zmq.Context, endpoint: str, hwm: int = 100_000, curve: CurveOpts | None = None,
-               heartbeat: bool = False) -> zmq.Socket:
+               heartbeat: bool = False, topic: bytes = b"") -> zmq.Socket:
     sock = _base(ctx, zmq.SUB, curve)
     # A SUB only ever sends its subscription; once the publisher is gone that message waits
     # for a reconnect that never comes, and a non-zero linger would hold up exit for nothing.
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.setsockopt(zmq.SUBSCRIBE, topic)
     for_endpoint(sock, endpoint, heartbeat).connect(endpoint)
     return sock
 
@@ -127,14 +136,12 @@ def dealer(ctx: zmq.Context, endpoint: str, identity: str, curve: CurveOpts | No
 
 
 def drain_subscriptions(sock: zmq.Socket) -> int:
-    """Read pending (un)subscribe notifications off an XPUB; returns the net change."""
-    delta = 0
+    """Read pending (un)subscribe notifications off an XPUB; returns how many were subscriptions."""
+    subscribed = 0
     while True:
         try:
             msg = sock.recv(zmq.NOBLOCK)
         except zmq.Again:
-            return delta
+            return subscribed
         if msg[:1] == b"\x01":
-            delta += 1
-        elif msg[:1] == b"\x00":
-            delta -= 1
+            subscribed += 1

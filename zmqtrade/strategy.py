@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import zmq
 
 from zmqtrade import clock, metrics, sockets, wire
+from zmqtrade.bell import BellReader
 from zmqtrade.book import Book
 from zmqtrade.service import SeqCheck, Service, serve
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
@@ -81,7 +82,12 @@ class StrategyProcess(Service):
         self.book = self.own(Book.attach(self.args.book, timeout=5.0))
         self.mine = {self.book.index[s] for s in spec.symbols}
         self.strategy: Strategy = load_strategy_class(spec.cls)(self.name, spec.symbols, spec.qty, spec.params)
-        self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm)
+        self.pipe: BellReader | None = None
+        if spec.doorbell == "pipe":  # made before subscribing: the subscription tells the orderbook to open it
+            self.pipe = self.own(BellReader(self.args.book, self.name))
+            self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm, topic=sockets.NOTHING)
+        else:
+            self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm)
         self.news = self.subscribe("gateway.news", topo.gateway.hwm)
         self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name,
                                                 curve=self.curve("ordermanager.endpoint"), heartbeat=self.heartbeat))
@@ -106,7 +112,10 @@ class StrategyProcess(Service):
         return {}
 
     def await_ready(self, deadline: float) -> None:
-        self.bell_seq.welcome(sockets.await_welcome(self.doorbell, deadline, self.stop_requested))
+        if self.pipe is not None:
+            self.bell_seq.welcome(self.pipe.await_welcome(deadline, self.stop_requested))
+        else:
+            self.bell_seq.welcome(sockets.await_welcome(self.doorbell, deadline, self.stop_requested))
         self.news_seq.welcome(sockets.await_welcome(self.news, deadline, self.stop_requested))
 
     # ------------------------------------------------------------------ orders
@@ -149,6 +158,8 @@ class StrategyProcess(Service):
                 self.counters["order_messages"] += 1
             except zmq.Again:  # the order manager is away and our queue is full: the re-send timer retries
                 self.counters["order_sends_deferred"] = self.counters.get("order_sends_deferred", 0) + 1
+        if self._poller is not None:
+            self._poller.touched(self.orders)  # a send may have taken the signal of a reply arriving
 
     def resend_due(self) -> None:
         """Send again every order unanswered past its due time (same id: the order manager answers
@@ -181,29 +192,34 @@ class StrategyProcess(Service):
         return max(0, min(100, (self._resend_at - clock.now_ns()) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
-        c = self.counters
-        batches, _ = self.drain(self.orders, REPLIES)
+        self.drain_each(self.orders, REPLIES, self.on_reply_message)
+
+    def on_reply_message(self, replies: tuple[wire.Reply, ...]) -> None:
+        """The replies of one message, as soon as it is in hand: its arrival is the ack time."""
         now = clock.now_ns()
-        for replies in batches:
-            for reply in replies:
-                entry = self.pending.pop(reply.clordid, None)
-                if entry is None:  # an answer to a re-sent order already answered, or not ours
-                    c["duplicate_replies" if self.first_clordid <= reply.clordid < self.next_clordid
-                      else "unmatched_replies"] += 1
-                    continue
-                req, sent, _, tries = entry
-                if reply.filled:
-                    c["orders_acked"] += 1
-                    self.acked.add(reply.clordid)
-                    self.strategy.record_fill(req)
-                    if sent.tick_ts and not tries:  # a re-sent order's stamps mix two sends: no hops
-                        self.record_hops(sent, reply, now)
-                else:
-                    c["orders_rejected"] += 1
-                    self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol,
-                                  reply.detail)
-                self.strategy.on_reply(reply, req)
-                self.send_orders(self.strategy.take_orders(None), 0, 0, clock.now_ns())
+        c = self.counters
+        strategy = self.strategy
+        for reply in replies:
+            entry = self.pending.pop(reply.clordid, None)
+            if entry is None:  # an answer to a re-sent order already answered, or not ours
+                c["duplicate_replies" if self.first_clordid <= reply.clordid < self.next_clordid
+                  else "unmatched_replies"] += 1
+                continue
+            req, sent, _, tries = entry
+            if reply.filled:
+                c["orders_acked"] += 1
+                self.acked.add(reply.clordid)
+                strategy.record_fill(req)
+                if sent.tick_ts and not tries:  # a re-sent order's stamps mix two sends: no hops
+                    self.record_hops(sent, reply, now)
+            else:
+                c["orders_rejected"] += 1
+                self.log.info("order %d %s %d %s rejected: %s", reply.clordid, req.side, req.qty, req.symbol,
+                              reply.detail)
+            strategy.on_reply(reply, req)
+            orders = strategy.take_orders(None)
+            if orders:
+                self.send_orders(orders, 0, 0, clock.now_ns())
 
     def record_hops(self, o: wire.Order, r: wire.Reply, ack_ns: int) -> None:
         """Latency of each hop of a tick-driven order, from the stamps it and its reply carry."""
@@ -224,8 +240,11 @@ class StrategyProcess(Service):
         value; ``conflate: false`` acts once per doorbell, in order.
         """
         c = self.counters
-        bells, eos = self.drain(self.doorbell, DOORBELL, seq=self.bell_seq)
-        bells = [b for b in bells if not self.bell_seq.see(b.seq)]
+        if self.pipe is not None:
+            bells, eos = self.pipe_doorbells()
+        else:
+            bells, eos = self.drain(self.doorbell, DOORBELL, seq=self.bell_seq)
+            bells = [b for b in bells if not self.bell_seq.see(b.seq)]
         c["doorbells"] += len(bells)
         if self.conflate:
             if bells:
@@ -234,6 +253,22 @@ class StrategyProcess(Service):
             for bell in bells:
                 self.act_on([s for s in bell.slots if s in self.mine])
         return eos
+
+    def pipe_doorbells(self) -> tuple[list[wire.Doorbell], wire.Eos | None]:
+        """The pipe's doorbells, sequence-checked in order; a welcome from a new orderbook
+        session (it restarted) starts the count afresh right where it falls."""
+        msgs, eos = self.pipe.messages()  # type: ignore[union-attr]
+        bells = []
+        seq = self.bell_seq
+        for m in msgs:
+            if type(m) is wire.Welcome:
+                self.counters["resubscribed"] += 1
+                if seq.welcome(m):
+                    self.log.info("orderbook restarted (session %d): resynchronising", seq.session)
+                    seq.resync()
+            elif not seq.see(m.seq):
+                bells.append(m)
+        return bells, eos
 
     def book_problem(self) -> str | None:
         """Why the book is not to be traded on now, or None; looked at every 50 ms at most.
@@ -286,7 +321,8 @@ class StrategyProcess(Service):
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
-        poller, ctl = self.poller(self.doorbell, self.news, self.orders)
+        bell_source = self.pipe.fd if self.pipe is not None else self.doorbell
+        poller, ctl = self.poller(bell_source, self.news, self.orders)
         bell_eos: wire.Eos | None = None
         news_eos: wire.Eos | None = None
         eos_deadline = replies_deadline = 0.0
@@ -298,17 +334,19 @@ class StrategyProcess(Service):
                     replies_deadline = replies_deadline or now + STOP_REPLIES_S
                     if not self.pending or now >= replies_deadline:
                         break
-            events = dict(poller.poll(min(self.next_wake_ms(), 20 if self.stopping else 100)))
-            self.report_progress()
+            events = poller.wait(min(self.next_wake_ms(), 20 if self.stopping else 100))
+            # the latency path first: a doorbell's orders go out before anything else is looked at
+            if bell_source in events:
+                bell_eos = bell_eos or self.on_doorbells()
+                self.flush_orders()
             if self.orders in events:
                 self.on_replies()
-            if self.doorbell in events:
-                bell_eos = bell_eos or self.on_doorbells()
             if self.news in events:
                 news_eos = news_eos or self.on_news()
+            self.flush_orders()
             if ctl is not None and ctl in events:
                 self.service_control()
-            self.flush_orders()
+            self.report_progress()
             self.resend_due()
         self.bell_seq.end(bell_eos)
         self.news_seq.end(news_eos)

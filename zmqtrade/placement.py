@@ -1,0 +1,72 @@
+"""Where a process's threads run, and how the kernel schedules libzmq's I/O thread.
+
+Measured on a 2-vCPU VM (perf/ANALYSIS.md), a ZeroMQ hop is three thread wake-ups, and the
+wake-ups, not the work, are most of a tick's latency. Two settings make them cheaper:
+
+- **CPU placement** (``placement``, ``cpus``: :meth:`Topology.cpus_of`): a process pinned
+  before its ZeroMQ context exists takes its I/O thread with it, so a hop inside the price
+  path or inside the order path wakes a thread on the same core.
+- **SCHED_BATCH I/O threads** (``tuning.io_threads: batch``): a woken SCHED_BATCH thread does
+  not preempt the thread that woke it. A ``send`` then returns at once and the sender carries
+  on to its next wait, instead of being descheduled mid-send for its own I/O thread; the
+  I/O thread runs as soon as the sender sleeps, which on the latency path is right away.
+
+Both are per process and need no privilege; a refusal is logged, never fatal.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable
+
+log = logging.getLogger("zmqtrade.placement")
+
+IO_THREAD_PREFIX = "ZMQbg/IO/"
+
+
+def pin(cpus: Iterable[int]) -> bool:
+    """Run this process (and threads it starts later) on ``cpus``; False if refused."""
+    cpus = set(cpus)
+    try:
+        os.sched_setaffinity(0, cpus)
+        return True
+    except OSError as exc:
+        log.warning("cannot run on CPUs %s (%s); running unpinned", sorted(cpus), exc.strerror)
+        return False
+
+
+def io_threads() -> list[int]:
+    """The thread ids of this process's libzmq I/O threads (named by libzmq)."""
+    out = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as fh:
+                if fh.read().startswith(IO_THREAD_PREFIX):
+                    out.append(int(tid))
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return out
+
+
+def batch_io_threads() -> int:
+    """Put this process's libzmq I/O threads under SCHED_BATCH; how many were."""
+    done = 0
+    for tid in io_threads():
+        try:
+            os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+            done += 1
+        except OSError as exc:
+            log.warning("cannot give the ZeroMQ I/O thread %d SCHED_BATCH (%s)", tid, exc.strerror)
+    return done
+
+
+def describe() -> dict[str, object]:
+    """What the process runs with, for its READY report: its CPUs and its I/O threads' policy."""
+    names = {os.SCHED_BATCH: "batch", os.SCHED_OTHER: "normal"}
+    policies = set()
+    for tid in io_threads():
+        try:
+            policies.add(names.get(os.sched_getscheduler(tid), "other"))
+        except OSError:
+            continue
+    return {"cpus": sorted(os.sched_getaffinity(0)), "io_threads": "/".join(sorted(policies))}
