@@ -224,7 +224,8 @@ def no_leaks(tmp_path: Path) -> Iterator[None]:
 class ComponentRun:
     """One component started by hand, with the test playing the launcher's control side."""
 
-    def __init__(self, kind: str, topo: Path, tmp: Path, book: str, name: str | None = None) -> None:
+    def __init__(self, kind: str, topo: Path, tmp: Path, book: str, name: str | None = None,
+                 extra: Sequence[str] = ()) -> None:
         import zmq
 
         from zmqtrade.child import module_argv
@@ -235,7 +236,7 @@ class ComponentRun:
         self.control = ControlServer(self.ctx, f"ipc://{tmp}/ctl-{self.name}.ipc")
         self.log = tmp / f"{self.name}.log"
         argv = [*module_argv(kind), str(topo), "--name", self.name, "--control", self.control.endpoint,
-                "--book", book, "--run-dir", str(tmp)]
+                "--book", book, "--run-dir", str(tmp), *extra]
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
 
@@ -280,8 +281,8 @@ class ComponentRun:
 def component(tmp_path: Path) -> Iterator[Any]:
     started: list[ComponentRun] = []
 
-    def start(kind: str, topo: Path, book: str, name: str | None = None) -> ComponentRun:
-        run = ComponentRun(kind, topo, tmp_path, book, name)
+    def start(kind: str, topo: Path, book: str, name: str | None = None, extra: Sequence[str] = ()) -> ComponentRun:
+        run = ComponentRun(kind, topo, tmp_path, book, name, extra)
         started.append(run)
         return run
 

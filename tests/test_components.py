@@ -161,7 +161,7 @@ def test_ordermanager_validates_risk_checks_journals_and_replies(write_topology,
         "max_order_qty": 1000, "max_position": 100, "max_orders_per_s": 1000}}})
     aapl = book.index["AAPL"]
     book.write(aapl, 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
-    om = component("ordermanager", topo, book.name)
+    om = component("ordermanager", topo, book.name, extra=["--log-orders"])
     om.expect("ready")
     om.start()
     d = sockets.dealer(ctx, ep, "trend")

@@ -63,15 +63,20 @@ def test_stack_runs_and_counts_agree(launch, write_topology, tmp_path):
     for name in ("gateway", "orderbook", "ordermanager", "trend", "meanrev"):
         assert (run_dir / f"{name}.log").exists()
     assert "tick_to_ack" in run.output  # the human summary
+    assert report["counters"]["orders_filled"] > 0
+    assert " filled" not in (run_dir / "ordermanager.log").read_text()  # fills: in the journal, logged with -v
 
 
-def test_ipc_transport(launch, write_topology, tmp_path):
+def test_ipc_transport_and_verbose_order_lines(launch, write_topology, tmp_path):
     topo = write_topology(ipc_endpoints(tmp_path))
     run_dir = tmp_path / "run"
-    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-q")
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "2", "-v")
     assert run.finish() == 0, run.output + run.stderr
-    check_report(run_dir, n_strategies=2)
+    report = check_report(run_dir, n_strategies=2)
     assert not list(tmp_path.glob("*.ipc")), "socket files left behind"
+    fills = [line for line in (run_dir / "ordermanager.log").read_text().splitlines() if line.endswith(" filled")]
+    assert len(fills) == report["counters"]["orders_filled"] > 0  # -v: a line per fill, in the log and on the console
+    assert fills[0].split(": ", 1)[1] in run.output
 
 
 def test_bad_topology_exits_2_before_starting_anything(launch, write_topology, tmp_path):

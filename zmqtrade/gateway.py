@@ -110,7 +110,7 @@ class Gateway(Service):
         self._by_ts = g.feed.kind == "csv" and g.feed.pace == "timestamps"
         self._k = self._seq = 0
         self._last_sent = 0
-        self._early_ns = 0
+        self._late_mean = self._late_dev = 0  # how late a timed sleep ends: mean, mean deviation (ns)
         window = int(g.batch_window_us * 1000)
         poller, _ = self.poller(*self.publishers)
 
@@ -148,8 +148,10 @@ class Gateway(Service):
                 events = poller.wait(max(0, wait // 1_000_000) if wait > SLEEP_FLOOR_NS else 0)
                 last_check = clock.now_ns()
                 self.report_progress()
+                # a subscriber joining mid-stream is welcomed within CONTROL_CHECK_NS: the sends
+                # in between may have taken its subscription's signal, so look whatever fired
+                self.service_publishers()
                 if events:
-                    self.service_publishers()
                     self.service_control()
             elif wait > 0:
                 self._sleep_until(wake, now)
@@ -159,15 +161,18 @@ class Gateway(Service):
     def _sleep_until(self, due: int, now: int) -> None:
         """Be awake at ``due``: sleep until ``early_ns`` before it, then spin the rest.
 
-        A timed sleep here ends some 30 us late (the vCPU's wake-up), and ticks carry their
-        scheduled time, so that lateness is latency in every tick. ``early_ns`` follows the
-        overshoot the sleeps actually show (a moving average), so the spin is short: it costs
-        a few microseconds of CPU per tick instead of 30 microseconds of latency."""
-        target = due - self._early_ns
+        A timed sleep here ends some 30 us late, now and then 90 (the vCPU's wake-up), and
+        ticks carry their scheduled time, so that lateness is latency in every tick. The
+        margin follows the overshoot the sleeps show, as TCP's retransmit timer follows round
+        trips: its mean plus twice its mean deviation, so nine sleeps in ten end early and the
+        spin is short; never more than a quarter of the wait, so fast rates spin little."""
+        wait = due - now
+        target = due - min(self._late_mean + 2 * self._late_dev, MAX_EARLY_NS, wait >> 2)
         if target > now:
             time.sleep((target - now) / 1e9)
-            late = clock.now_ns() - target
-            self._early_ns += (min(max(late, 0), MAX_EARLY_NS) - self._early_ns) >> 4
+            late = min(max(clock.now_ns() - target, 0), MAX_EARLY_NS)
+            self._late_dev += (abs(late - self._late_mean) - self._late_dev) >> 3
+            self._late_mean += (late - self._late_mean) >> 3
         now_ns = clock.now_ns
         while now_ns() < due:
             pass

@@ -91,7 +91,24 @@ def record(order_id: int, o: Order, fill: float, recv_ts: int) -> str:
     it (strategy, symbol, side) was validated against the topology's name rules first, and
     floats are finite, so it is valid JSON without escaping."""
     return (f'{{"order_id":{order_id},"clordid":{o.clordid},"strategy":"{o.strategy}","symbol":"{o.symbol}",'
-            f'"side":"{o.side}","qty":{o.qty},"limit":{o.price!r},"price":{fill!r},"recv_ts":{recv_ts}}}\n')
+            f'"side":"{o.side}","qty":{o.qty},"limit":{_number(o.price)},"price":{_number(fill)},'
+            f'"recv_ts":{recv_ts}}}\n')
+
+
+_TEXT: dict[float, str] = {}
+
+
+def _number(x: float) -> str:
+    """repr of a price, remembered: prices repeat (quotes are in cents) and a float's repr costs
+    a shortest-round-trip conversion, the journal line's dearest part. Exact as repr itself."""
+    if type(x) is not float:
+        return repr(x)
+    text = _TEXT.get(x)
+    if text is None:
+        if len(_TEXT) >= 4096:
+            _TEXT.clear()
+        text = _TEXT[x] = repr(x)
+    return text
 
 
 def as_order(rec: dict[str, Any]) -> Order:

@@ -35,7 +35,7 @@ import psutil
 import zmq
 
 from zmqtrade import book as book_mod
-from zmqtrade import control, journal, report
+from zmqtrade import control, journal, placement, report
 from zmqtrade import topology as topo_mod
 from zmqtrade.child import Child, module_argv
 from zmqtrade.live import LiveView
@@ -160,6 +160,7 @@ class Launcher:
         self.stream_stopped = 0.0
         self._t0 = time.monotonic()
         self._next_sample = 0.0
+        self._to_sample: list[Child] = []  # the rest of this round of samples
         self.me = Child(f"launcher@{host}" if host else "launcher", "launcher", [], self.run_dir / "launcher.log",
                         host=host or "")
         self.me.ps = psutil.Process()
@@ -190,6 +191,8 @@ class Launcher:
             argv += ["--book", self.book.name]
         if self.clock_offset_ns:
             argv += ["--clock-offset", str(self.clock_offset_ns)]
+        if self.verbose:
+            argv += ["--log-orders"]
         child = Child(name, kind, argv, self.run_dir / f"{name}.log", host=self.host or "")
         self.children[name] = child
         child.start(self._child_env())
@@ -208,13 +211,23 @@ class Launcher:
         self.view.print(f"launcher | {c.name} (pid {c.pid}) {what}")
 
     def _sample_due(self) -> None:
+        """Sample one process per call (per loop turn), a round every sample interval: a whole
+        round at once ran the launcher for milliseconds, long enough to stall a tick."""
         now = time.monotonic()
-        if now < self._next_sample:
-            return
+        if not self._to_sample:
+            if now < self._next_sample:
+                return
+            self._next_sample = now + self.topo.report.sample_interval_s
+            self._to_sample = [self.me, *self.children.values()]
+        self._to_sample.pop().sample(now - self._t0)
+
+    def _sample_all(self) -> None:
+        """A whole round now (the edges of the streaming window), the next one an interval later."""
+        now = time.monotonic()
         self._next_sample = now + self.topo.report.sample_interval_s
-        t = now - self._t0
+        self._to_sample = []
         for c in (self.me, *self.children.values()):
-            c.sample(t)
+            c.sample(now - self._t0)
 
     def _pump(self, timeout_s: float) -> None:
         """Handle control messages for up to ``timeout_s`` and take samples when due."""
@@ -419,8 +432,7 @@ class Launcher:
                 self._event(c, "fault over: SIGCONT")
 
     def _begin_streaming(self) -> None:
-        self._next_sample = 0.0
-        self._sample_due()  # closes the startup interval: CPU samples after this one are the load
+        self._sample_all()  # closes the startup interval: CPU samples after this one are the load
         for name in self.children:
             self.control.send(name, control.START)
         self.stream_started = time.monotonic()
@@ -452,8 +464,7 @@ class Launcher:
 
     def _end_streaming(self) -> None:
         self.stream_stopped = self.stream_stopped or time.monotonic()
-        self._next_sample = 0.0
-        self._sample_due()  # closes the streaming interval before the stop sequence begins
+        self._sample_all()  # closes the streaming interval before the stop sequence begins
         for _, c, pid in self._resumes:  # a stopped process cannot stop
             if c.pid == pid:
                 c.send_signal(signal.SIGCONT)
@@ -515,6 +526,7 @@ class Launcher:
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
         """Run the stack; 0 on a clean run (also after Ctrl-C), 1 when a process failed."""
+        placement.batch_this_thread()  # its sampling must not preempt the stack it watches
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name in book_mod.sweep_stale():
             log.info("removed stale book segment %s", name)

@@ -109,8 +109,7 @@ class OrderBook(Service):
         session = wire.new_session()
         self.doorbell = self.track(sockets.publisher(self.ctx, topo.bind_endpoint("orderbook.doorbell"), "doorbell",
                                                      session, topo.orderbook.hwm, topo.gateway.lossless,
-                                                     curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat,
-                                                     verbose=True))
+                                                     curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat))
         self.publishers = [self.doorbell]
         readers = [name for name, spec in topo.strategies.items() if spec.doorbell == "pipe"]
         self.bells = self.own(bell.BellWriter(self.args.book, readers, session, self.counters, topo.gateway.lossless,

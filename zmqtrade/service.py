@@ -224,6 +224,8 @@ class Service:
         self._next_heartbeat = now + self.topo.supervision.heartbeat_s
         if self._watched:
             self.rejoin_dropped()
+        if self.publishers:  # sends take the signal a new subscription raises: look anyway
+            self.service_publishers()
         self.periodic()
         if self.link is None or self.link.sock is None:
             return
@@ -413,6 +415,9 @@ def arg_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=".", help="where journals and other run files go")
     p.add_argument("--parent-pid", type=int, default=0, help="exit if this process (the launcher) dies")
     p.add_argument("--life", type=int, default=1, help="1 at first start, N for the (N-1)th restart by the launcher")
+    p.add_argument("--log-orders", action="store_true",
+                   help="log every order's outcome, fills included (the launcher passes it with -v; "
+                        "the order manager's journal holds every fill either way)")
     p.add_argument("--clock-offset", type=int, default=0, metavar="NS",
                    help="add to this host's monotonic clock for message timestamps (the lead launcher's clock)")
     return p
@@ -456,6 +461,7 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     args.run_dir = Path(args.run_dir)
     args.book = args.book or default_book_name(topo)
     clock.set_offset(args.clock_offset)
+    placement.normal_this_thread()  # the launcher runs under SCHED_BATCH; its children must not
     cpus = topo.cpus_of(name, os.sched_getaffinity(0))
     if cpus:  # before the context exists: libzmq's I/O thread inherits the mask
         placement.pin(cpus)
