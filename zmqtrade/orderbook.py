@@ -129,10 +129,11 @@ class OrderBook(Service):
         for i in range(0, len(slots), MAX_SLOTS):
             self.bell_seq += 1
             chunk = slots[i:i + MAX_SLOTS]
+            self.counters["doorbells"] += 1
             if bells is not None:
                 bells.ring(self.bell_seq, chunk)
-            if self.send_bounded(self.doorbell, wire.encode_doorbell(self.bell_seq, chunk, clock.now_ns())):
-                self.counters["doorbells"] += 1
+            if self.doorbell.subscriptions > 0:  # else every reader takes its doorbell by pipe
+                self.send_bounded(self.doorbell, wire.encode_doorbell(self.bell_seq, chunk, clock.now_ns()))
 
     def service_publishers(self) -> None:
         """A new subscriber to the doorbell may be a pipe reader that (re)made its pipe: look now."""

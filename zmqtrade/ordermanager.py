@@ -248,6 +248,8 @@ class OrderManager(Service):
     def commit(self) -> None:
         """Group commit: journal every fill of the batch in one write, then send the replies;
         what is not needed to answer (the reply cache, log lines) waits until they are sent."""
+        if not self._out:
+            return
         if self._records:
             self.journal.append_lines(self._records)
             self._records.clear()
@@ -311,19 +313,23 @@ class OrderManager(Service):
         """Decide what is queued on the ROUTER, committing every ``commit_every`` orders."""
         named = self.security is not None
         router = self.router
-        for _ in range(MAX_DRAIN):
+        poller = self._poller
+        for i in range(MAX_DRAIN):
+            if i == 1 and not self.group_messages and not poller.more(router):
+                break  # one message a wake-up, answered: no failing receive after it
             try:
                 if named:
                     self.handle(*self._recv_named())
                 else:
                     self.handle(self._recv())
             except zmq.Again:
+                poller.settled(router)
                 break
             if not self.group_messages or len(self._fresh) >= self.commit_every:
                 self.commit()
                 self.report_progress()  # a long backlog (fsync per order) is not a hang
         else:
-            self._poller.touched(router)  # stopped short of EAGAIN: more is queued
+            poller.touched(router)  # stopped short of EAGAIN: more is queued
         self.commit()
 
     def run(self) -> None:

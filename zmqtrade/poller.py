@@ -60,6 +60,18 @@ class Poller:
         """``sock`` was sent on, or read short of EAGAIN: ask it for input before sleeping again."""
         self._touched.add(sock)
 
+    def settled(self, sock: zmq.Socket) -> None:
+        """``sock`` was just read to EAGAIN, after any send: its descriptor is armed again."""
+        self._touched.discard(sock)
+
+    def more(self, sock: zmq.Socket) -> bool:
+        """Whether ``sock`` holds more input: half the cost of a receive that fails (no
+        exception), and when it says no, the socket is settled (its descriptor armed again)."""
+        if sock.get(EVENTS) & POLLIN:
+            return True
+        self._touched.discard(sock)
+        return False
+
     def wait(self, timeout_ms: int) -> set[Source]:
         """The sources that may hold input, waiting up to ``timeout_ms`` for one (0: don't wait)."""
         ready: set[Source] = set()

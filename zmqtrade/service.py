@@ -279,12 +279,17 @@ class Service:
         """
         eos: wire.Eos | None = None
         c = self.counters
+        poller = self._poller
         if seq is not None and seq.resync_due:
             seq.resync()
-        for _ in range(limit):
+        for i in range(limit):
+            if i == 1 and poller is not None and not poller.more(sock):
+                return eos  # the common case, one message a wake-up: no failing receive after it
             try:
                 body = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
+                if poller is not None:
+                    poller.settled(sock)
                 return eos
             try:
                 k, fields = wire.unpack(body)
@@ -305,8 +310,8 @@ class Service:
             except wire.WireError as exc:
                 c["malformed_messages"] += 1
                 self.log.debug("malformed message: %s", exc)
-        if self._poller is not None:  # stopped short of EAGAIN: what is left may never signal again
-            self._poller.touched(sock)
+        if poller is not None:  # stopped short of EAGAIN: what is left may never signal again
+            poller.touched(sock)
         return eos
 
     def send_bounded(self, sock: zmq.Socket, body: bytes) -> bool:

@@ -73,6 +73,10 @@ class Publisher(zmq.Socket):
     of a test was lost so, about once in eight CI runs)."""
 
     welcome: bytes = b""
+    subscriptions: int = 0
+    """Subscriptions in effect that match messages (``NOTHING`` ones are not counted): with
+    none, a publisher may skip the send (the orderbook's ZeroMQ doorbell, when every strategy
+    takes its doorbell by pipe)."""
 
 
 WELCOME_TOPIC = wire.encode_welcome("", 0)[:2]
@@ -171,6 +175,8 @@ def drain_subscriptions(sock: zmq.Socket) -> int:
         elif kind != b"\x00":
             continue  # not a notification (an XPUB passes nothing else up, but a peer may try)
         if welcome:
+            if not msg[1:].startswith(NOTHING):
+                sock.subscriptions += 1 if kind == b"\x01" else -1
             sock.setsockopt(_SUBSCRIBE if kind == b"\x01" else _UNSUBSCRIBE, msg[1:])
             try:
                 sock.send(welcome, _NOBLOCK)
