@@ -65,6 +65,11 @@ def test_stack_runs_and_counts_agree(launch, write_topology, tmp_path):
     assert "tick_to_ack" in run.output  # the human summary
     assert report["counters"]["orders_filled"] > 0
     assert " filled" not in (run_dir / "ordermanager.log").read_text()  # fills: in the journal, logged with -v
+    procs = report["processes"]
+    assert all(procs[n]["io_threads"] == "normal" and procs[n]["cpus"] for n in ("gateway", "trend", "ordermanager"))
+    if len(os.sched_getaffinity(0)) >= 2:  # placement: auto, the price path on one CPU, the order path apart
+        assert procs["gateway"]["cpus"] == procs["orderbook"]["cpus"] and len(procs["gateway"]["cpus"]) == 1
+        assert not set(procs["gateway"]["cpus"]) & set(procs["trend"]["cpus"] + procs["ordermanager"]["cpus"])
 
 
 def test_ipc_transport_and_verbose_order_lines(launch, write_topology, tmp_path):

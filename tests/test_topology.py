@@ -94,6 +94,14 @@ SINGLE_ERRORS = [
      "symbols are 1-16 characters"),
     ("duplicate-symbol", {"symbols": ["AAPL", "MSFT", "GOOG", "AMZN", "AAPL"]}, "symbols",
      "lists a symbol twice; list each once"),
+    # placement and the doorbell
+    ("bad-placement", {"placement": "spread"}, "placement", "got 'spread'; use one of 'auto', 'none'"),
+    ("negative-cpu", {"gateway": {"cpus": [-1]}}, "gateway.cpus[0]", "CPU numbers are 0 and up"),
+    ("absent-cpu", {"strategies": {"trend": {"cpus": [4095]}}}, "strategies.trend.cpus",
+     "CPU 4095 is not available here"),
+    ("bad-doorbell", {"strategies": {"trend": {"doorbell": "udp"}}}, "strategies.trend.doorbell",
+     "use one of 'pipe', 'zmq'"),
+    ("bad-io-threads", {"tuning": {"io_threads": "fifo"}}, "tuning.io_threads", "use one of 'normal', 'batch'"),
     # endpoints
     ("endpoint-no-scheme", {"gateway": {"prices": "localhost:5555"}}, "gateway.prices",
      "'localhost:5555' is not an endpoint; write tcp://HOST:PORT"),
@@ -312,6 +320,19 @@ def test_defaults_are_filled(write_topology):
     assert topo.report.sample_interval_s == 0.5
     s = topo.strategies["s1"]
     assert (s.qty, dict(s.params), s.name) == (10, {}, "s1")
+    assert (s.doorbell, s.cpus, topo.placement, topo.tuning.io_threads) == ("pipe", None, "auto", "normal")
+    assert topo.ordermanager.fsync == "off"  # written to the kernel before the ack; flushing is opt-in
+
+
+def test_cpus_of_keeps_each_path_on_its_own_cpus(write_topology):
+    topo = load(write_topology({"ordermanager": {"cpus": [0]}}))
+    assert topo.cpus_of("gateway", [0, 1]) == topo.cpus_of("orderbook", [0, 1]) == {0}  # the price path
+    assert topo.cpus_of("trend", [0, 1]) == topo.cpus_of("meanrev", [0, 1]) == {1}      # the order path
+    assert topo.cpus_of("trend", [2, 5, 7]) == {5, 7} and topo.cpus_of("gateway", [7, 5, 2]) == {2}
+    assert topo.cpus_of("ordermanager", [0, 1]) == {0}  # its own cpus come first
+    assert topo.cpus_of("trend", [3]) is None           # one CPU: nothing to place
+    unplaced = load(write_topology({"placement": "none"}))
+    assert unplaced.cpus_of("gateway", [0, 1]) is None
 
 
 def test_ints_become_floats_where_numbers_are_expected(write_topology):

@@ -481,7 +481,7 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
         svc.security = security.for_process(topo, name, ctx)
         bound = svc.open()
         if topo.tuning.io_threads == "batch":  # the sockets exist, so the I/O thread does
-            placement.batch_io_threads()
+            placement.batch_io_threads(ctx.get(zmq.IO_THREADS))
         svc.await_ready(time.monotonic() + READY_TIMEOUT_S)
         # Everything made so far (modules, topology, sockets) lives for the whole run: move it out
         # of the cyclic collector's reach so full collections stay short on the hot path.
