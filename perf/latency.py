@@ -1,78 +1,94 @@
-"""Tick-to-ack latency at fixed rates, zmqtrade against the classic baseline, alternating.
+"""Tick-to-ack latency at fixed rates: zmqtrade with its defaults, the lean chain and the classic
+baseline, run in turn round after round.
 
     python -m perf.latency [--quick]
 
-For each rate and transport: p50/p99/p999 of tick-to-ack, the share of scheduled ticks that
-reached the book, gaps, and the CPU of all processes (100% = one core). One order per tick.
+One order per tick. zmqtrade stamps a tick with its scheduled time and the lean chain with the
+time it was made (as the reference chain does), so the gateway's own lag counts against
+zmqtrade only. A figure is the median over the rounds with its min-max spread; ratios are
+zmqtrade's median over the lean chain's (below 1: zmqtrade is faster or leaner).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 from typing import Any
 
-from perf import baseline
-from perf.stack import Setup, ratio, run
+from perf import baseline, lean, procstat
+from perf.stack import Setup, run
 
-HEADER = (f"  {'setup':<28}{'p50 us':>9}{'p99 us':>9}{'p999 us':>9}{'deliv%':>8}{'gaps':>6}"
-          f"{'orders':>8}{'cpu%':>7}{'rssMB':>7}  vs baseline p50 / p99")
-
-
-def ours_row(s: Setup, r: dict[str, Any], base: dict[str, Any] | None) -> str:
-    lat = r["latency_us"]["tick_to_ack"]
-    vs = ""
-    if base:
-        b = base["tick_to_ack_us"]
-        vs = f"  {ratio(lat['p50'], b['p50'])} / {ratio(lat['p99'], b['p99'])}"
-    return (f"  {'zmqtrade ' + s.label():<28}{lat['p50']:>9.0f}{lat['p99']:>9.0f}{lat['p999']:>9.0f}"
-            f"{r['delivered'] * 100:>8.1f}{r['counters']['tick_gaps']:>6}{r['counters']['orders_acked']:>8}"
-            f"{r['cpu_total']:>7.0f}{r['rss_max_mb']:>7.0f}{vs}")
+FIGURES = ("p50", "p99", "p999")
 
 
-def base_row(label: str, b: dict[str, Any], rate: float, duration: float) -> str:
-    lat = b["tick_to_ack_us"]
-    delivered = b["ticks_applied"] / max(rate * duration, b["ticks_published"]) * 100
-    return (f"  {label:<28}{lat['p50']:>9.0f}{lat['p99']:>9.0f}{lat['p999']:>9.0f}{delivered:>8.1f}"
-            f"{b['tick_gaps']:>6}{b['orders_acked']:>8}{b['cpu_total']:>7.0f}"
-            f"{max(b['rss_bytes'].values()) / 1e6:>7.0f}")
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def median_run(runs: list[dict[str, Any]], key: Any) -> dict[str, Any]:
-    """The run whose tick-to-ack p99 is the median of the repeats (so its row is one real run)."""
-    ordered = sorted(runs, key=key)
-    return ordered[len(ordered) // 2]
+def text(s: dict[str, float]) -> str:
+    return f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"
 
 
-def spread(values: list[float]) -> str:
-    return f"{min(values):.0f}-{max(values):.0f}" if len(values) > 1 else "-"
+def point(rate: float, transport: str, rounds: int, seconds: float, classic: bool) -> dict[str, Any]:
+    """Rounds of (lean, zmqtrade[, classic]) at one rate; each chain's figures as spreads."""
+    runs: dict[str, list[dict[str, Any]]] = {"lean": [], "zmqtrade": [], "classic": []}
+    for _ in range(rounds):
+        r = lean.run(rate, seconds, transport)
+        runs["lean"].append({**{f: r["tick_to_ack_us"][f] for f in FIGURES}, "cpu": r["cpu_total"],
+                             "cpu_us": procstat.summed(r["cost"])["cpu_us"], "lost": r["sent"] - r["acks"]})
+        z = run(Setup(rate=rate, transport=transport, duration_s=seconds), budget=True)
+        t = z["latency_us"]["tick_to_ack"]
+        runs["zmqtrade"].append({**{f: t[f] for f in FIGURES}, "cpu": z["cpu_total"],
+                                 "cpu_us": procstat.summed(z.get("cost") or {})["cpu_us"] if z.get("cost") else 0.0,
+                                 "lost": z["counters"]["tick_gaps"], "delivered": z["delivered"],
+                                 "hops": {h: (v["p50"], v["p99"]) for h, v in z["latency_us"].items()},
+                                 "rss_mb": {n: p["rss_bytes"]["max"] / 2**20 for n, p in z["processes"].items()}})
+        if classic:
+            b = baseline.run(rate, seconds, mode="event")
+            runs["classic"].append({**{f: b["tick_to_ack_us"][f] for f in FIGURES}, "cpu": b["cpu_total"],
+                                    "lost": b["tick_gaps"]})
+    out: dict[str, Any] = {"rate": rate, "transport": transport, "rounds": rounds, "seconds": seconds}
+    for chain, rs in runs.items():
+        if rs:
+            out[chain] = {k: spread([r[k] for r in rs]) for k in (*FIGURES, "cpu") if all(k in r for r in rs)}
+            out[chain]["lost_max"] = max(r["lost"] for r in rs)
+            if all("cpu_us" in r for r in rs):
+                out[chain]["cpu_us"] = spread([r["cpu_us"] for r in rs])
+    z = runs["zmqtrade"]
+    out["zmqtrade"]["hops"] = {h: tuple(statistics.median(r["hops"][h][i] for r in z) for i in (0, 1))
+                               for h in z[0]["hops"]}
+    out["zmqtrade"]["delivered_min"] = min(r["delivered"] for r in z)
+    out["zmqtrade"]["rss_mb"] = {n: max(r["rss_mb"][n] for r in z) for n in z[0]["rss_mb"]}
+    out["ratio"] = {k: out["zmqtrade"][k]["median"] / out["lean"][k]["median"] for k in (*FIGURES, "cpu")}
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="2 s per point, once, tcp only plus ipc at 10k (< 60 s)")
+    p.add_argument("--quick", action="store_true", help="1k and 10k over tcp, one round of 2 s")
     args = p.parse_args(argv)
-    duration, repeats = (2.0, 1) if args.quick else (6.0, 3)
-    points = [(1000, "tcp"), (10_000, "tcp"), (20_000, "tcp"), (10_000, "ipc")] if args.quick else \
-             [(r, t) for r in (1000, 10_000, 20_000) for t in ("tcp", "ipc")]
-    print(f"tick-to-ack latency, one order per tick, {duration:g} s per run, {repeats} run(s) per point "
-          f"(the row is the run with the median p99; 'p99 spread' is min-max over the runs), "
-          f"cpu_dma_latency held at 0, default gateway.batch_window_us")
-    print(HEADER + "  p99 spread")
+    seconds, rounds = (2.0, 1) if args.quick else (6.0, 3)
+    points = [(1000, "tcp"), (10_000, "tcp")] if args.quick else \
+             [(1000, "tcp"), (10_000, "tcp"), (20_000, "tcp"), (1000, "ipc"), (10_000, "ipc")]
+    print(f"tick-to-ack, one order per tick, {rounds} round(s) of {seconds:g} s per point, chains in turn; "
+          "median [min-max] of the rounds; zmqtrade with its defaults (fsync off, placement auto, "
+          "pipe doorbell, batch window 200 us), no cpu_dma_latency")
+    print(f"  {'point':<16}{'chain':<10}{'p50 us':>16}{'p99 us':>18}{'p999 us':>18}{'cpu %':>14}"
+          f"{'lost':>6}   zmqtrade / lean: p50  p99  cpu")
     results: dict[str, Any] = {}
     for rate, transport in points:
-        s = Setup(rate=rate, transport=transport, duration_s=duration)
-        ours, base = [], []
-        for _ in range(repeats):  # alternate, so both see the same machine
-            if transport == "tcp":
-                base.append(baseline.run(rate, duration, mode="event"))
-            ours.append(run(s))
-        r = median_run(ours, lambda x: x["latency_us"]["tick_to_ack"]["p99"])
-        b = median_run(base, lambda x: x["tick_to_ack_us"]["p99"]) if base else None
-        if b:
-            print(base_row(f"baseline {rate:>8,.0f}/s tcp event", b, rate, duration)
-                  + f"  {spread([x['tick_to_ack_us']['p99'] for x in base])}")
-        print(ours_row(s, r, b) + f"  {spread([x['latency_us']['tick_to_ack']['p99'] for x in ours])}", flush=True)
-        results[f"{rate}-{transport}"] = {"zmqtrade": r, "baseline": b,
-                                          "zmqtrade_p99s": [x["latency_us"]["tick_to_ack"]["p99"] for x in ours]}
+        r = point(rate, transport, rounds, seconds, classic=transport == "tcp")
+        label = f"{rate:>7,}/s {transport}"
+        for chain in ("lean", "zmqtrade", "classic"):
+            if chain not in r:
+                continue
+            c = r[chain]
+            tail = (f"   {r['ratio']['p50']:.2f}x {r['ratio']['p99']:.2f}x {r['ratio']['cpu']:.2f}x"
+                    if chain == "zmqtrade" else "")
+            print(f"  {label:<16}{chain:<10}{text(c['p50']):>16}{text(c['p99']):>18}{text(c['p999']):>18}"
+                  f"{text(c['cpu']):>14}{c['lost_max']:>6}{tail}", flush=True)
+        hops = r["zmqtrade"]["hops"]
+        print(f"  {'':<16}zmqtrade per hop p50/p99: " + ", ".join(f"{h} {a:.0f}/{b:.0f}" for h, (a, b) in hops.items()))
+        results[f"{rate}-{transport}"] = r
     return results
 
 

@@ -195,7 +195,7 @@ class Gateway:
     hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
     lossless: bool = False
     batch: int = field(default=256, metadata=_key("batch", check=_batch))
-    batch_window_us: float = field(default=200.0, metadata=_key("batch_window_us", check=_non_negative))
+    batch_window_us: float = field(default=250.0, metadata=_key("batch_window_us", check=_non_negative))
     restart: Restart | None = None
     host: str = LOCAL
     cpus: tuple[int, ...] | None = field(default=None, metadata=_key("cpus", check=_cpu))
