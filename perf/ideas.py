@@ -7,7 +7,8 @@ The defaults hold the ideas that measured better: the pipe doorbell, CPU placeme
 order manager committing each message as it is decided, the gateway's early wake-up. The
 variants undo one (ZeroMQ doorbell, no placement) or try another (SCHED_BATCH I/O threads,
 other batch windows). A second pass holds /dev/cpu_dma_latency at 0 for both chains: the
-machine tuned for latency, which zmqtrade does on request (tuning.cpu_dma_latency_us).
+machine tuned for latency, which zmqtrade does on request (tuning.cpu_dma_latency_us). A third
+measures what durability costs: the journal flushed to disk per group commit or per order.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("the same, the machine tuned: cpu_dma_latency held at 0 for both chains")
     tuned = {"lean": lean_runner(pm_qos=True), "zmqtrade": stack_runner(pm_qos=True)}
     out["tuned"] = compare(tuned, [1000.0, 10_000.0], rounds, seconds)
+    print("durability: what flushing the journal to disk costs (ordermanager.fsync; om_process is in the hops)")
+    durable = {"lean": lean_runner(), "fsync off": stack_runner(),
+               "fsync batch": stack_runner(fsync="batch"), "fsync order": stack_runner(fsync="order")}
+    out["durability"] = compare(durable, [1000.0, 10_000.0], rounds, seconds)
     return out
 
 
