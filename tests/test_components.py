@@ -12,7 +12,8 @@ import zmq
 
 from conftest import BASE, DELETE
 from zmqtrade import journal, metrics, sockets, wire
-from zmqtrade.bell import BellWriter
+from zmqtrade.bell import EOS, BellWriter
+from zmqtrade.bell import encode as encode_bell
 
 
 def price_ticks(msgs: list) -> list[wire.Tick]:
@@ -288,9 +289,11 @@ def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, do
     router = sockets.router(ctx, eps["om"])
     strat = component("strategy", topo, book.name, name="trend")
     if doorbell == "pipe":
-        pipe = BellWriter(book.name, ["trend"], 1, {})
-        strat.expect("ready", serve=[news, bell, pipe.rescan])
-        ring, end = pipe.ring, pipe.end
+        pipe = BellWriter(book.name, {"trend": None}, 1, {})
+        strat.expect("ready", serve=[news, bell, pipe.rescan])  # opens the pipe and welcomes
+        fd = pipe.fds["trend"][0]  # then doorbells written as the orderbook would, numbered by the test
+        ring = lambda seq, slots: os.write(fd, encode_bell(seq, slots))  # noqa: E731
+        end = lambda last: os.write(fd, encode_bell(last, (EOS,)))  # noqa: E731
     else:
         strat.expect("ready", serve=[news, bell])
         ring = lambda seq, slots: bell.send(wire.encode_doorbell(seq, slots, seq))  # noqa: E731

@@ -12,12 +12,15 @@ both its ends open, so it never reads end-of-file. The orderbook opens the FIFO 
 strategy subscribes to its ZeroMQ doorbell (the subscription says "I am here") and on every
 heartbeat, and again whenever the file at that path is a new one (the strategy restarted).
 
-A pipe carries the same doorbells as the ZeroMQ stream, with the same numbering, as 16-byte
-entries of two native 64-bit words, ``(doorbell seq, slot)``, one entry per slot; a doorbell
-is at most :data:`MAX_SLOTS` entries, one write of at most ``PIPE_BUF`` bytes, so it arrives
-whole or not at all. The orderbook writes ``(session, WELCOME)`` when it opens the pipe and
-``(last seq, EOS)`` at the end of the stream. A full pipe drops the doorbell (the strategy counts
-the gap, as with the ZeroMQ doorbell at its high-water mark), or, in lossless mode, waits.
+A pipe carries only the slots of its strategy's own symbols: a strategy is woken by the ticks
+it trades, not by every tick (two strategies on one core no longer both wake, and queue behind
+each other, on every tick). So each pipe numbers its doorbells itself, from 1 each time the
+orderbook opens it. A doorbell is 16-byte entries of two native 64-bit words, ``(seq, slot)``,
+one entry per slot, at most :data:`MAX_SLOTS` of them: one write of at most ``PIPE_BUF`` bytes,
+so it arrives whole or not at all. The orderbook writes ``(session, WELCOME)`` when it opens the
+pipe and ``(last seq, EOS)`` at the end of the stream. A full pipe drops the doorbell (the
+strategy counts the gap, as with the ZeroMQ doorbell at its high-water mark), or, in lossless
+mode, waits.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import struct
 import time
 from array import array
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection, Mapping
 
 from zmqtrade import wire
 from zmqtrade.book import SHM_DIR
@@ -61,11 +64,15 @@ def encode(seq: int, slots: list[int] | tuple[int, ...]) -> bytes:
 
 
 class BellWriter:
-    """The orderbook's side: the pipes of the strategies it rings, opened as they appear."""
+    """The orderbook's side: the pipes of the strategies it rings, opened as they appear.
+    ``readers`` maps each strategy to the slots it is rung for (None: every slot)."""
 
-    def __init__(self, book: str, readers: list[str], session: int, counters: dict[str, int],
-                 lossless: bool = False, stopping: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, book: str, readers: Mapping[str, Collection[int] | None], session: int,
+                 counters: dict[str, int], lossless: bool = False,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.paths = {name: fifo_path(book, name) for name in readers}
+        self.slots = {name: None if slots is None else frozenset(slots) for name, slots in readers.items()}
+        self.seqs: dict[str, int] = {}  # reader -> the last doorbell number its open pipe was sent
         self.session = session
         self.counters = counters
         self.lossless = lossless
@@ -95,20 +102,32 @@ class BellWriter:
             except OSError:  # ENXIO: no reader has it open (yet, or any more)
                 continue
             self.fds[name] = (fd, st.st_ino)
+            self.seqs[name] = 0
             self.counters["pipe_readers"] = len(self.fds)
             self._write(name, fd, encode(self.session, (WELCOME,)))
 
-    def ring(self, seq: int, slots: list[int]) -> None:
-        if self.fds:
-            data = encode(seq, slots)
-            for name, (fd, _) in list(self.fds.items()):
-                self._write(name, fd, data)
-
-    def end(self, last_seq: int) -> None:
-        """Tell every reader the doorbell stream ends at ``last_seq``."""
-        data = encode(last_seq, (EOS,))
+    def ring(self, slots: list[int]) -> None:
+        """One doorbell (at most MAX_SLOTS slots) to every open pipe whose reader holds one of them."""
+        seqs, wanted = self.seqs, self.slots
         for name, (fd, _) in list(self.fds.items()):
-            self._write(name, fd, data)
+            mine = wanted[name]
+            if mine is None:
+                picked = slots
+            elif len(slots) == 1:  # the common case
+                if slots[0] not in mine:
+                    continue
+                picked = slots
+            else:
+                picked = [s for s in slots if s in mine]
+                if not picked:
+                    continue
+            seq = seqs[name] = seqs[name] + 1
+            self._write(name, fd, encode(seq, picked))
+
+    def end(self) -> None:
+        """Tell every reader its doorbell stream ends at the last number it was sent."""
+        for name, (fd, _) in list(self.fds.items()):
+            self._write(name, fd, encode(self.seqs[name], (EOS,)))
 
     def _write(self, name: str, fd: int, data: bytes) -> None:
         while True:

@@ -111,7 +111,9 @@ class OrderBook(Service):
                                                      session, topo.orderbook.hwm, topo.gateway.lossless,
                                                      curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat))
         self.publishers = [self.doorbell]
-        readers = [name for name, spec in topo.strategies.items() if spec.doorbell == "pipe"]
+        index = self.book.index
+        readers = {name: [index[s] for s in spec.symbols] for name, spec in topo.strategies.items()
+                   if spec.doorbell == "pipe"}
         self.bells = self.own(bell.BellWriter(self.args.book, readers, session, self.counters, topo.gateway.lossless,
                                               lambda: self.stopping)) if readers else None
         self.counters.update(doorbells=0, resubscribed=0)
@@ -131,7 +133,7 @@ class OrderBook(Service):
             chunk = slots[i:i + MAX_SLOTS]
             self.counters["doorbells"] += 1
             if bells is not None:
-                bells.ring(self.bell_seq, chunk)
+                bells.ring(chunk)
             if self.doorbell.subscriptions > 0:  # else every reader takes its doorbell by pipe
                 self.send_bounded(self.doorbell, wire.encode_doorbell(self.bell_seq, chunk, clock.now_ns()))
 
@@ -187,7 +189,7 @@ class OrderBook(Service):
                 self.service_control()
         self.seq.end(eos)
         if self.bells is not None:
-            self.bells.end(self.bell_seq)
+            self.bells.end()
         self.send_eos(self.doorbell, "doorbell", self.bell_seq)
 
 
