@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              [(1000, "tcp"), (10_000, "tcp"), (20_000, "tcp"), (1000, "ipc"), (10_000, "ipc")]
     print(f"tick-to-ack, one order per tick, {rounds} round(s) of {seconds:g} s per point, chains in turn; "
           "median [min-max] of the rounds; zmqtrade with its defaults (fsync off, placement auto, "
-          "pipe doorbell, batch window 200 us), no cpu_dma_latency")
+          f"pipe doorbell, batch window {Setup(rate=1000).window_us:g} us), no cpu_dma_latency")
     print(f"  {'point':<16}{'chain':<10}{'p50 us':>16}{'p99 us':>18}{'p999 us':>18}{'cpu %':>14}"
           f"{'lost':>6}   zmqtrade / lean: p50  p99  cpu")
     results: dict[str, Any] = {}
