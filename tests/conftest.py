@@ -238,7 +238,8 @@ class ComponentRun:
         argv = [*module_argv(kind), str(topo), "--name", self.name, "--control", self.control.endpoint,
                 "--book", book, "--run-dir", str(tmp), *extra]
         with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **self.control.env()})
 
     def expect(self, verb: str, timeout: float = 20.0, serve: list[Any] = ()) -> Any:
         """Wait for ``verb`` from the process, servicing test-owned XPUBs meanwhile."""

@@ -225,3 +225,52 @@ def test_ipv6_loopback_endpoints(launch, write_topology, tmp_path):
     check_report(run_dir, n_strategies=2)
     stack = json.loads((run_dir / "stack.json").read_text())
     assert stack["processes"]["gateway"]["endpoints"]["gateway.prices"].startswith("tcp://[::1]:")
+
+
+def test_a_local_client_cannot_take_over_or_poison_the_control_channel(launch, write_topology, tmp_path):
+    """Impostors calling themselves gateway (with and without a guessed token) forge each verb and
+    send one frame over the size limit: the run goes on, stops cleanly and reports them refused."""
+    import zmq
+    from zmq.utils.monitor import recv_monitor_message
+
+    from zmqtrade import control
+
+    topo = write_topology(ipc_endpoints(tmp_path))
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
+    run.wait_for("streaming")
+    endpoint = json.loads((run_dir / "stack.json").read_text())["control"]
+    ctx = zmq.Context()
+    socks = []
+    try:
+        forged = [control.pack("ready", [1, 2, 3]), control.pack("progress", {"ticks_published": "many"}),
+                  control.pack("stats", [1, 2, 3]), control.pack("heartbeat"), b"\xc1 not msgpack"]
+        for rid in (b"gateway", b"gateway.0123456789abcdef0123456789abcdef"):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.ROUTING_ID, rid)
+            s.connect(endpoint)
+            socks.append(s)
+            for body in forged:
+                s.send(body)
+        big = ctx.socket(zmq.DEALER)
+        big.setsockopt(zmq.LINGER, 0)
+        socks.append(big)
+        monitor = big.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        big.connect(endpoint)
+        big.send(b"x" * (control.MAX_MESSAGE + 1))
+        assert monitor.poll(20_000), "the launcher kept a connection that sent more than MAX_MESSAGE"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+        big.disable_monitor()
+        monitor.close(linger=0)
+    finally:
+        for s in socks:
+            s.close(linger=0)
+        ctx.term()
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish() == 0, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["failures"] == [] and report["exit_code"] == 0
+    assert all(p["restarts"] == 0 and not p["killed"] for p in report["processes"].values())
+    assert report["processes"]["gateway"]["counters"]["ticks_published"] > 0  # its own stats, not forged ones
+    assert report["processes"]["launcher"]["counters"]["control_messages_refused"] >= 2 * len(forged)

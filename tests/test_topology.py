@@ -90,6 +90,12 @@ SINGLE_ERRORS = [
     ("zero-risk", {"ordermanager": {"risk": {"max_position": 0}}}, "ordermanager.risk.max_position",
      "must be a finite number > 0"),
     ("bad-name", {"name": "has space"}, "name", "names start with a letter"),
+    ("hwm-above-c-int", {"gateway": {"hwm": 2**31}}, "gateway.hwm", "must be 0..2147483647 messages"),
+    ("qty-above-64-bits", {"strategies": {"trend": {"qty": 2**64}}}, "strategies.trend.qty",
+     "does not fit in 64 bits"),
+    ("fault-not-a-mapping", {"faults": [5]}, "faults[0]", "expected a mapping, got int 5"),
+    ("ipc-path-too-long", {"gateway": {"prices": "ipc:///tmp/" + "p" * 120 + ".ipc"}}, "gateway.prices",
+     "the kernel takes at most 107"),
     ("bad-symbol", {"symbols": ["AAPL", "MSFT", "GOOG", "AMZN", "NO SPACES"]}, "symbols[4]",
      "symbols are 1-16 characters"),
     ("duplicate-symbol", {"symbols": ["AAPL", "MSFT", "GOOG", "AMZN", "AAPL"]}, "symbols",
@@ -457,3 +463,50 @@ def test_cli_bad_file_exits_2_and_starts_nothing(write_topology, tmp_path, args)
         f"{path}: 2 problem(s); nothing was started",
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_topology_json_reads_back_what_was_checked(write_topology, tmp_path):
+    """The launcher hands its children topology.json; YAML 1.1 would read JSON's 1e-05 as a string."""
+    import json
+
+    topo = load(write_topology({"gateway": {"feed": {"volatility": 0.00001}},
+                                "strategies": {"trend": {"order_timeout_s": 0.00005}}}))
+    path = tmp_path / "topology.json"
+    path.write_text(json.dumps(topo.to_dict(), indent=2))
+    assert "1e-05" in path.read_text()
+    again = load(path)
+    assert (again.gateway.feed.volatility, again.strategies["trend"].order_timeout_s) == (0.00001, 0.00005)
+
+
+def test_a_file_that_is_not_utf8_is_refused_by_name(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    assert_one_problem(problems_of(path), "<file>", "not UTF-8 text")
+
+
+@pytest.mark.parametrize("duration", ["nan", "inf", "-1"])
+def test_cli_refuses_a_duration_that_is_not_finite(duration, write_topology):
+    path = write_topology({})
+    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), str(path), "--duration", duration, "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--duration must be a finite number of seconds >= 0" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "read-only"])
+def test_cli_refuses_a_run_dir_it_cannot_write(where, write_topology, tmp_path):
+    import os
+
+    if where == "under-a-file":
+        (tmp_path / "plain").write_text("")
+        run_dir = tmp_path / "plain" / "run"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes to a read-only directory")
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        run_dir = ro / "run"
+    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), str(write_topology({})), "--run-dir", str(run_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cannot hold a run" in proc.stderr and "Traceback" not in proc.stderr

@@ -81,8 +81,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.T
 
 def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
     args = _run_parser(prog).parse_args(argv)
-    if args.duration is not None and args.duration < 0:
-        print(f"{prog}: --duration must be >= 0", file=sys.stderr)
+    if args.duration is not None and not 0 <= args.duration < float("inf"):
+        print(f"{prog}: --duration must be a finite number of seconds >= 0, got {args.duration}", file=sys.stderr)
         return 2
     runs = plan(args)
     problem = placement_problem(runs, args.host)
@@ -113,8 +113,13 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
     if len(runs) == 1:
         topo = runs[0][2]
         cls, host = launcher_for(topo, args.host)
-        return cls(topo, args.run_dir or default_run_dir(topo, host), args.duration,
-                   verbose=args.verbose, console=not args.quiet, host=host).run()
+        try:
+            run_dir = args.run_dir or default_run_dir(topo, host)
+        except OSError as exc:
+            print(f"{prog}: cannot make a run directory under ./runs ({exc.strerror}); give a --run-dir "
+                  f"you can write to", file=sys.stderr)
+            return 2
+        return cls(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet, host=host).run()
     return sweep(runs, args)
 
 

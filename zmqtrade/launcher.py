@@ -76,9 +76,17 @@ def default_run_dir(topo: Topology, host: str | None = None) -> Path:
 
 
 def check_run_dir(path: Path) -> str | None:
-    """Why ``path`` cannot take a new run (a journal and logs there would mix two runs), or None."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        return f"{path} already holds files (a run's journal and logs would mix with them); give a new --run-dir"
+    """Why ``path`` cannot take a new run, or None once it exists, empty and writable: a journal
+    and logs there would mix two runs, and a run that cannot write its journal must not start."""
+    try:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            return f"{path} already holds files (a run's journal and logs would mix with them); give a new --run-dir"
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".zmqtrade-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"{path} cannot hold a run ({exc.strerror}); give a --run-dir in a directory you can write to"
     return None
 
 
@@ -199,10 +207,10 @@ class Launcher:
         child.last_seen = time.monotonic()
         return child
 
-    @staticmethod
-    def _child_env() -> dict[str, str]:
+    def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.control.env())  # its control link's secret: the routing id a child is heard by
         return env
 
     def _event(self, c: Child, what: str) -> None:
@@ -248,18 +256,23 @@ class Launcher:
                     child.unresponsive = False
                     self._event(child, "is responsive again")
                 if verb == control.READY:
+                    ready = payload if isinstance(payload, dict) else {}
                     child.ready = True
-                    child.endpoints = dict((payload or {}).get("endpoints", {}))
-                    child.cpus = [c for c in (payload or {}).get("cpus") or [] if type(c) is int]
-                    child.io_threads = str((payload or {}).get("io_threads") or "")
+                    endpoints = ready.get("endpoints")
+                    child.endpoints = {k: v for k, v in endpoints.items() if type(k) is str and type(v) is str} \
+                        if isinstance(endpoints, dict) else {}
+                    cpus = ready.get("cpus")
+                    child.cpus = [c for c in cpus if type(c) is int] if isinstance(cpus, list) else []
+                    child.io_threads = str(ready.get("io_threads") or "")
                     if child.restarts and self.stream_started and not self.stream_stopped:
                         self.control.send(name, control.START)  # a restarted process rejoins the running stack
                         self._event(child, f"rejoined after restart {len(child.restarts)}")
                         self._write_stack()
-                elif verb == control.STATS:
+                elif verb == control.STATS and isinstance(payload, dict):
                     child.stats = payload
                 elif verb == control.PROGRESS and isinstance(payload, dict):
-                    child.progress.append((time.monotonic() - self._t0, payload))
+                    counts = {k: v for k, v in payload.items() if type(k) is str and type(v) in (int, float)}
+                    child.progress.append((time.monotonic() - self._t0, counts))
             msg = self.control.recv(0)
         self._pump_links()
         self._sample_due()
@@ -586,6 +599,8 @@ class Launcher:
         journal_path = self.run_dir / journal.FILENAME
         records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
         merged = sorted([*self.events, *events], key=lambda e: e["t_s"]) if events else self.events
+        if self.control is not None:  # what local clients without the run's token sent the control socket
+            self.me.stats = {"counters": {"control_messages_refused": self.control.foreign}}
         return report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
                             [*self.children.values(), *others], records + journal_records,
                             [*self.failures, *failures], launcher=self.me, window=self._window(), events=merged)

@@ -11,6 +11,7 @@ import collections.abc
 import dataclasses
 import difflib
 import ipaddress
+import json
 import math
 import os
 import re
@@ -41,6 +42,10 @@ _ENDPOINT_RE = re.compile(r"^(tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]|
 _ADDRESS_RE = re.compile(r"^([A-Za-z0-9.\-]+|\[?[0-9a-fA-F:.]+\]?)$")
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9._\-]{1,16}$")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
+INT32_MAX = 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+IPC_PATH_MAX = 107
+"""Bytes of a Unix socket path (sun_path is 108, with its terminating NUL)."""
 
 
 class TopologyError(Exception):
@@ -71,6 +76,10 @@ def _count(v: int) -> str | None:
     return None if v >= 0 else "must be an integer >= 0"
 
 
+def _hwm(v: int) -> str | None:
+    return None if 0 <= v <= INT32_MAX else f"must be 0..{INT32_MAX} messages (a ZeroMQ socket option is a C int)"
+
+
 def _cpu(v: int) -> str | None:
     return None if 0 <= v < 4096 else "CPU numbers are 0 and up, as os.sched_getaffinity lists them"
 
@@ -87,6 +96,10 @@ def _endpoint(v: str) -> str | None:
     port = m.group("port")
     if port and port != "*" and not 0 < int(port) < 65536:
         return f"port {port} is out of range; use 1-65535 or *"
+    path = m.group("path")
+    if path and len(os.fsencode(path)) > IPC_PATH_MAX:
+        return (f"the ipc path is {len(os.fsencode(path))} bytes; the kernel takes at most {IPC_PATH_MAX} "
+                f"(a Unix socket address): use a shorter path, or tcp://127.0.0.1:*")
     return None
 
 
@@ -192,7 +205,7 @@ class Gateway:
     rate: float = field(default=1000.0, metadata=_key("rate", check=_positive))
     news_rate: float = field(default=10.0, metadata=_key("news_rate", check=_positive))
     feed: Feed = Feed()
-    hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
+    hwm: int = field(default=100_000, metadata=_key("hwm", check=_hwm))
     lossless: bool = False
     batch: int = field(default=256, metadata=_key("batch", check=_batch))
     batch_window_us: float = field(default=250.0, metadata=_key("batch_window_us", check=_non_negative))
@@ -205,7 +218,7 @@ class Gateway:
 @dataclass(frozen=True)
 class OrderBook:
     doorbell: str = field(metadata=_key("doorbell", check=_endpoint, help="the endpoint the doorbell PUB binds"))
-    hwm: int = field(default=100_000, metadata=_key("hwm", check=_non_negative))
+    hwm: int = field(default=100_000, metadata=_key("hwm", check=_hwm))
     conflate: bool = True
     restart: Restart | None = None
     host: str = LOCAL
@@ -467,7 +480,8 @@ class _Converter:
                 self.fail(path, f"expected a non-empty list, got {_show(value)}")
                 return None
             item_tp = typing.get_args(tp)[0]
-            return tuple(self.convert(item_tp, v, f"{path}[{i}]", check) for i, v in enumerate(value))
+            items = [self.convert(item_tp, v, f"{path}[{i}]", check) for i, v in enumerate(value)]
+            return tuple(v for v in items if v is not None)  # a failed item is left out, as in a mapping
         if origin is collections.abc.Mapping:
             if not isinstance(value, dict):
                 self.fail(path, f"expected a mapping, got {_show(value)}")
@@ -489,6 +503,9 @@ class _Converter:
         }[tp]
         if not ok:
             self.fail(path, f"expected {_type_name(tp)}, got {_show(value)}")
+            return None
+        if tp is int and not INT64_MIN <= value <= INT64_MAX:
+            self.fail(path, f"{value} does not fit in 64 bits (the wire's integers); use -2^63..2^63-1")
             return None
         if tp is float:
             value = float(value)
@@ -917,11 +934,16 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, host: str
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TopologyError(source, [f"<file>: cannot be read ({exc.strerror}); check the path"]) from None
+    except UnicodeDecodeError as exc:
+        raise TopologyError(source, [f"<file>: not UTF-8 text (byte {exc.start}); save it as UTF-8"]) from None
     try:
-        data = yaml.safe_load(text)
+        # a run's topology.json is read as JSON: YAML 1.1 reads a JSON float such as 1e-05 as a string
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise TopologyError(source, [f"<json>: {exc.msg} at line {exc.lineno}, column {exc.colno}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
