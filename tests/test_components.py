@@ -141,8 +141,8 @@ def test_orderbook_applies_ticks_counts_gaps_and_rings(write_topology, component
 
 # --------------------------------------------------------------------------- order manager
 def order(cid: int, symbol: str = "AAPL", side: str = "BUY", qty: int = 10, price: float = 100.0,
-          strategy: str = "trend") -> bytes:
-    return wire.encode_order(wire.Order(cid, strategy, symbol, side, qty, price, 1, 2, 3, 4))
+          strategy: str = "trend", decide_ts: int = 3) -> bytes:
+    return wire.encode_order(wire.Order(cid, strategy, symbol, side, qty, price, 1, 2, decide_ts, decide_ts + 1))
 
 
 def ask(dealer: zmq.Socket, body: bytes | list[bytes]) -> wire.Reply:
@@ -154,6 +154,17 @@ def ask(dealer: zmq.Socket, body: bytes | list[bytes]) -> wire.Reply:
     kind, fields = wire.unpack(dealer.recv())
     assert kind is wire.Kind.REPLY
     return wire.as_reply(fields)
+
+
+def started_ordermanager(write_topology, component, book, tmp_path, **keys):
+    """An order manager on an ipc endpoint, AAPL quoted 99.5 / 100.5, started; (it, endpoint)."""
+    ep = f"ipc://{tmp_path}/om.ipc"
+    topo = write_topology({"ordermanager": {"endpoint": ep, **keys}})
+    book.write(book.index["AAPL"], 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
+    om = component("ordermanager", topo, book.name)
+    om.expect("ready")
+    om.start()
+    return om, ep
 
 
 def test_ordermanager_validates_risk_checks_journals_and_replies(write_topology, component, book, ctx, tmp_path):
@@ -317,7 +328,7 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
     assert router.poll(10_000)
     identity, body = router.recv_multipart()
     o = wire.as_order(wire.unpack(body)[1])
-    assert identity == b"trend"
+    assert identity.startswith(b"trend.") and len(identity) == len("trend.") + 16
     assert (o.strategy, o.symbol, o.side, o.qty, o.price) == ("trend", "AAPL", "BUY", 7, 101.0)
     assert o.clordid > time.monotonic_ns() - 60_000_000_000  # ids start from the monotonic clock (us x 1000)
     assert (o.tick_ts, o.book_ts) == (123_456, 654_321)
@@ -402,24 +413,83 @@ def test_gateway_batch_window_groups_ticks_but_keeps_their_schedule(write_topolo
 
 
 def test_ordermanager_forgets_old_answers_but_never_fills_twice(write_topology, component, book, ctx, tmp_path):
-    ep = f"ipc://{tmp_path}/om.ipc"
-    topo = write_topology({"ordermanager": {"endpoint": ep, "replies_kept": 10}})
-    book.write(book.index["AAPL"], 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
-    om = component("ordermanager", topo, book.name)
-    om.expect("ready")
-    om.start()
+    om, ep = started_ordermanager(write_topology, component, book, tmp_path, replies_kept=10)
     d = sockets.dealer(ctx, ep, "trend")
-    first = [ask(d, order(cid, qty=1, side="BUY" if cid % 2 else "SELL")) for cid in range(1, 31)]
+    decided = {cid: time.monotonic_ns() for cid in range(1, 31)}  # a re-send keeps its decide_ts
+    first = [ask(d, order(cid, qty=1, side="BUY" if cid % 2 else "SELL", decide_ts=decided[cid])) for cid in decided]
     assert all(r.filled for r in first)
-    recent = ask(d, order(30, qty=1, side="SELL"))
+    recent = ask(d, order(30, qty=1, side="SELL", decide_ts=decided[30]))
     assert recent == first[-1]                           # still remembered: the same answer
-    old = ask(d, order(3, qty=1))
+    old = ask(d, order(3, qty=1, decide_ts=decided[3]))
     assert (old.status, old.order_id) == ("rejected", 0)  # forgotten: refused, not filled again
     assert "too old to replay" in old.detail
     stats = om.stop()
     d.close()
     assert stats["counters"]["orders_filled"] == 30 and stats["counters"]["duplicate_orders"] == 2
     assert len(list(journal.read(tmp_path / journal.FILENAME))) == 30
+
+
+def test_a_forged_order_id_cannot_make_a_strategys_orders_too_old(write_topology, component, book, ctx, tmp_path):
+    """The poisoning repro: one order naming trend with the largest id, pushed out of the filter by
+    rejects; later orders of trend, with any id, are still decided. Age comes from decide_ts."""
+    om, ep = started_ordermanager(write_topology, component, book, tmp_path, replies_kept=32)
+    rogue = sockets.dealer(ctx, ep, "rogue")
+    now = time.monotonic_ns
+    decided = now()
+    poison = ask(rogue, order(2**63 - 1, qty=1, decide_ts=decided))
+    assert poison.filled
+    for cid in range(40):  # rejects (qty 0) that push it out of the 32 answers kept
+        assert not ask(rogue, order(10 + cid, qty=0, decide_ts=now())).filled
+    resent = ask(rogue, order(2**63 - 1, qty=1, decide_ts=decided))  # a re-send of the forgotten one
+    assert (resent.status, resent.order_id) == ("rejected", 0) and "too old to replay" in resent.detail
+    d = sockets.dealer(ctx, ep, "trend")
+    real = [ask(d, order(cid, qty=1, side="BUY" if cid % 2 else "SELL", decide_ts=now())) for cid in (1, 2, 3)]
+    assert [r.status for r in real] == ["filled"] * 3, [r.detail for r in real]
+    future = ask(rogue, order(5, qty=0, decide_ts=2**62))  # a forged future age ages at receipt
+    assert future.status == "rejected" and "qty" in future.detail
+    for cid in range(40):
+        ask(rogue, order(100 + cid, qty=0, decide_ts=now()))
+    after = ask(d, order(4, qty=1, decide_ts=now()))
+    assert after.filled, after.detail
+    stats = om.stop()
+    d.close()
+    rogue.close()
+    assert stats["counters"]["orders_filled"] == 5
+
+
+def test_ordermanager_decides_each_batch_item_and_refuses_out_of_range_fields(write_topology, component, book,
+                                                                              ctx, tmp_path):
+    om, ep = started_ordermanager(write_topology, component, book, tmp_path)
+    d = sockets.dealer(ctx, ep, "trend")
+
+    def batch(items: list) -> list[wire.Reply]:
+        d.send(msgpack.packb([wire.Kind.ORDERS, 1, items]))
+        assert d.poll(10_000)
+        kind, fields = wire.unpack(d.recv())
+        assert kind is wire.Kind.REPLIES  # an ORDERS is answered with REPLIES, whatever it held
+        return [wire.as_reply(f) for f in wire.as_batch(fields)]
+
+    good = [list(wire.Order(i, "trend", "AAPL", "BUY", 1, 100.0, 1, 2, 3, 4)) for i in (1, 2)]
+    replies = batch([good[0], "junk", 7, {"clordid": 9}, good[1]])
+    assert [(r.clordid, r.status) for r in replies] == [(1, "filled"), (-1, "rejected"), (-1, "rejected"),
+                                                         (-1, "rejected"), (2, "filled")]
+    assert all("must be an array of fields" in r.detail for r in replies[1:4])
+    one = batch([list(wire.Order(3, "trend", "AAPL", "BUY", 1, 100.0, 1, 2, 3, 4))])
+    assert [(r.clordid, r.status) for r in one] == [(3, "filled")]
+    for items in ([], [good[0]] * (wire.MAX_BATCH + 1)):
+        refused = batch(items)
+        assert [(r.clordid, r.status) for r in refused] == [(-1, "rejected")] and "1..512 items" in refused[0].detail
+    for cid, fields in ((-5, (-5, 1, 2, 3, 4)), (20, (20, -1, 2, 3, 4)), (21, (21, 1, 2, 3, -4))):
+        cid_, t1, t2, t3, t4 = fields
+        r = ask(d, wire.encode_order(wire.Order(cid_, "trend", "AAPL", "BUY", 1, 100.0, t1, t2, t3, t4)))
+        assert (r.clordid, r.status) == (cid, "rejected") and "0..2^63-1" in r.detail, r
+    d.send_multipart([b"x" * 1000] * 3000)  # one message of 3000 frames: refused, its frames not held
+    assert d.poll(10_000)
+    r = wire.as_reply(wire.unpack(d.recv())[1])
+    assert r.status == "rejected" and "got more" in r.detail
+    stats = om.stop()
+    d.close()
+    assert stats["counters"]["orders_filled"] == 3
 
 
 def test_orderbook_counts_ticks_lost_at_the_end_of_the_stream(write_topology, component, book, ctx, tmp_path):

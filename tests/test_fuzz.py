@@ -195,6 +195,7 @@ def om_expectation(frames: list[bytes]) -> tuple[str, list[tuple[int, bool]]]:
     """What the order manager must answer, per its documented rule: the reply kind, and per order
     (clordid, malformed). A message that fails as a whole is one malformed order."""
     body = frames[0]
+    batch = False  # an ORDERS is answered with REPLIES, whatever it held
     try:
         if len(frames) != 1:
             raise WireError("multipart")
@@ -202,19 +203,20 @@ def om_expectation(frames: list[bytes]) -> tuple[str, list[tuple[int, bool]]]:
         if kind is Kind.ORDER:
             items: tuple = (fields,)
         elif kind is Kind.ORDERS:
+            batch = True
             items = wire.as_batch(fields)
         else:
             raise WireError("kind")
     except WireError:
-        cid = wire.order_clordid(body) if len(frames) == 1 else None
-        return "REPLY", [(-1 if cid is None else cid, True)]
+        cid = wire.order_clordid(body) if len(frames) == 1 and not batch else None
+        return ("REPLIES" if batch else "REPLY"), [(-1 if cid is None else cid, True)]
     out = []
     for item in items:
         try:
             out.append((wire.as_order(item).clordid, False))
         except WireError:
-            out.append((item[0] if item and type(item[0]) is int else -1, True))
-    return ("REPLY" if len(out) == 1 else "REPLIES"), out
+            out.append((item[0] if type(item) is tuple and item and type(item[0]) is int else -1, True))
+    return ("REPLIES" if batch else "REPLY"), out
 
 
 def decode_replies(body: bytes) -> tuple[str, list[wire.Reply]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import zmq
 
 from zmqtrade import sockets, wire
@@ -43,6 +44,69 @@ def test_welcome_comes_only_once_the_subscription_is_in_effect(tmp_path):
         assert wire.unpack(first.recv())[1][0] == 4
         assert not second.poll(200)
         for s in (first, second, silent, pub):
+            s.close(linger=0)
+    finally:
+        ctx.term()
+
+
+def rogue_xsub(ctx: zmq.Context) -> zmq.Socket:
+    """A client that talks to a publisher as an XSUB: it may send anything upstream."""
+    rogue = ctx.socket(zmq.XSUB)
+    rogue.setsockopt(zmq.LINGER, 0)
+    return rogue
+
+
+@pytest.mark.parametrize("flood", ["garbage", "long topics"])
+def test_a_hostile_xsub_is_served_in_slices_and_misdirects_nothing(tmp_path, flood):
+    """Garbage, or over-long topics, from an XSUB are read a bounded slice per call, never applied,
+    and never leave libzmq's "last subscriber" pointing at the rogue: a real subscriber joining
+    meanwhile is welcomed and then gets every message."""
+    ctx = zmq.Context()
+    try:
+        ep = f"ipc://{tmp_path}/p.ipc"
+        pub = sockets.publisher(ctx, ep, "prices", 7, 100_000, False)
+        rogue = rogue_xsub(ctx)
+        rogue.connect(ep)
+        for i in range(3 * sockets.MAX_NOTIFICATIONS):
+            rogue.send(b"\x01" + b"t" * (sockets.MAX_TOPIC + 1) if flood == "long topics" else b"\x02garbage")
+        real = sockets.subscriber(ctx, ep)
+        deadline = time.monotonic() + 20
+        calls, subscribed = 0, 0
+        while not subscribed:
+            assert time.monotonic() < deadline, "the real subscription never came through the flood"
+            if pub.poll(100):
+                calls += 1
+                subscribed += sockets.drain_subscriptions(pub)
+        assert calls > 1  # the flood took several slices, none of them unbounded
+        assert pub.subscriptions == 1  # only the real one applied
+        sockets.await_welcome(real, time.monotonic() + 10)
+        for n in range(1, 4):
+            pub.send(wire.encode_news(n, "AAPL", 50, 1))
+        assert [wire.unpack(real.recv())[1][0] for _ in range(3)] == [1, 2, 3]
+        assert not rogue.poll(200), "a refused topic or garbage got messages"
+        for s in (rogue, real, pub):
+            s.close(linger=0)
+    finally:
+        ctx.term()
+
+
+def test_a_subscription_longer_than_any_topic_drops_its_connection(tmp_path):
+    from zmq.utils.monitor import recv_monitor_message
+
+    ctx = zmq.Context()
+    try:
+        ep = f"ipc://{tmp_path}/p.ipc"
+        pub = sockets.publisher(ctx, ep, "prices", 7, 1000, False)
+        rogue = rogue_xsub(ctx)
+        monitor = rogue.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        rogue.connect(ep)
+        rogue.send(b"\x01" + b"t" * 8192)  # libzmq would keep it in its trie; the size limit refuses it
+        assert monitor.poll(10_000), "an 8 KB subscription was accepted"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+        rogue.disable_monitor()
+        monitor.close(linger=0)
+        assert sockets.drain_subscriptions(pub) == 0
+        for s in (rogue, pub):
             s.close(linger=0)
     finally:
         ctx.term()

@@ -107,6 +107,7 @@ def check_decoded(kind: Kind, m: Any) -> None:
     elif kind is Kind.ORDER:
         assert type(m) is wire.Order
         assert all(map(is_int, (m.clordid, m.qty, m.tick_ts, m.book_ts, m.decide_ts, m.send_ts)))
+        assert all(0 <= v < 2**63 for v in (m.clordid, m.tick_ts, m.book_ts, m.decide_ts, m.send_ts))
         assert type(m.strategy) is str and type(m.symbol) is str and type(m.side) is str
         assert is_price(m.price)
     elif kind is Kind.REPLY:
@@ -146,7 +147,7 @@ def try_fields(fields: tuple) -> None:
         items = wire.as_batch(fields)
     except WireError:
         return
-    assert type(items) is tuple and 1 <= len(items) <= MAX_BATCH and all(type(i) is tuple for i in items)
+    assert type(items) is tuple and 1 <= len(items) <= MAX_BATCH  # each item fails or decodes on its own
     for item in items:
         for k in (Kind.ORDER, Kind.REPLY):
             try:
@@ -217,7 +218,8 @@ def test_doorbell_round_trip(seq, slots, ts):
          wire.Doorbell(seq, tuple(slots), ts))
 
 
-orders = st.builds(wire.Order, ints, texts, texts, texts, ints, prices, ints, ints, ints, ints)
+i63 = st.integers(0, 2**63 - 1)                               # an order's clordid and timestamps
+orders = st.builds(wire.Order, i63, texts, texts, texts, ints, prices, i63, i63, i63, i63)
 replies = st.one_of(
     st.tuples(ints, st.just(wire.FILLED), ints, prices, ints, ints),
     st.tuples(ints, st.just(wire.REJECTED), ints, texts, ints, ints))

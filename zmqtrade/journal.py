@@ -92,7 +92,7 @@ def record(order_id: int, o: Order, fill: float, recv_ts: int) -> str:
     floats are finite, so it is valid JSON without escaping."""
     return (f'{{"order_id":{order_id},"clordid":{o.clordid},"strategy":"{o.strategy}","symbol":"{o.symbol}",'
             f'"side":"{o.side}","qty":{o.qty},"limit":{_number(o.price)},"price":{_number(fill)},'
-            f'"recv_ts":{recv_ts}}}\n')
+            f'"decide_ts":{o.decide_ts},"recv_ts":{recv_ts}}}\n')
 
 
 _TEXT: dict[float, str] = {}

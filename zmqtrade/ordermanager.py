@@ -15,9 +15,15 @@ manager keeps its own copy of the prices: it subscribes to the price feed itself
 it to a private book, as the orderbook would, before the orders of each wake-up.
 
 A restarted order manager rebuilds from the journal before it binds: positions, the next
-order id, and the duplicate filter (the newest ``replies_kept`` fills; older ids are refused
-as too old to replay). So a strategy re-sending an order that was filled just before a crash
-gets the original fill, not a second one.
+order id, and the duplicate filter (the newest ``replies_kept`` fills). So a strategy re-sending
+an order that was filled just before a crash gets the original fill, not a second one.
+
+The filter forgets by age, not by client order id: an order it holds no answer for is refused
+as too old to replay only if it was decided (its ``decide_ts``, which a re-send keeps) no later
+than the newest answer forgotten for that strategy. An id says nothing about age: when it did,
+one forged order with clordid 2^64-1, pushed out of the filter, made every later order of that
+strategy "too old". A forged time cannot do the same: an answer is aged at the earlier of the
+order's ``decide_ts`` and the time it was received.
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ from zmqtrade.orderbook import PRICES, TickApplier
 from zmqtrade.service import LOG_DATEFMT, SeqCheck, Service, serve
 
 MAX_DRAIN = 4096
+MAX_FRAMES = 3
+"""Frames of a message kept at most: two is valid, a third only says there were too many."""
 COMMIT_EVERY = 32
 """Orders decided before a group commit at the latest: a backlog is journaled and answered in
 slices, so the first order of a long queue does not wait for the last (unbounded batches
@@ -74,12 +82,12 @@ class OrderManager(Service):
         formatting one cost a tenth of the order manager's time per order."""
         self.risk = RiskBook(om.risk)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
-        self._kept: deque[tuple[str, int]] = deque()             # the same keys, oldest first, to evict
+        self._kept: deque[tuple[tuple[str, int], int]] = deque()  # (key, age ns), oldest first, to evict
         self._fresh: list[tuple[tuple[str, int], list]] = []    # this batch's remembered replies, to stamp
-        self.forgotten: dict[str, int] = {}             # strategy -> highest clordid evicted from replies
+        self.forgotten: dict[str, int] = {}             # strategy -> newest age (ns) evicted from replies
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
-        self._out: list[tuple[bytes, list]] = []  # replies per message, sent after the journal write
+        self._out: list[tuple[bytes, list, bool]] = []  # (client, replies, to an ORDERS), sent after the journal write
         self._lines: list[str | tuple] = []           # this commit's log lines (a fill: its fields), to format
         self._log_text: list[str] = []                # formatted lines waiting to be written
         self._log_due = 0.0                           # when the oldest of those must be written
@@ -116,8 +124,9 @@ class OrderManager(Service):
         except (KeyError, TypeError) as exc:
             raise JournalError(f"{self.args.run_dir / FILENAME}: a record without a valid {exc} field; "
                                f"not replayed (move the journal aside to start afresh)") from None
+        recv_ts = rec["recv_ts"]
         self._remember((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"],
-                                                 rec["recv_ts"], rec["recv_ts"]))
+                                                 recv_ts, recv_ts), min(rec.get("decide_ts", recv_ts), recv_ts))
         self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
 
     def _reply(self, identity: bytes, body: bytes) -> None:
@@ -138,8 +147,8 @@ class OrderManager(Service):
             return f"price must be > 0, got {o.price!r}"
         return None
 
-    def _remember(self, key: tuple[str, int], reply: list | tuple) -> list | tuple:
-        """Keep ``reply`` for re-sends; past ``replies_kept``, forget the oldest but not its id.
+    def _remember(self, key: tuple[str, int], reply: list | tuple, age_ns: int) -> list | tuple:
+        """Keep ``reply`` for re-sends; past ``replies_kept``, forget the oldest but not its age.
 
         The list is stamped at commit and then stored as a tuple of plain values, which the
         cyclic garbage collector stops tracking: a cache of lists made every full collection
@@ -150,13 +159,13 @@ class OrderManager(Service):
         replies = self.replies
         replies[key] = reply
         self._fresh.append((key, reply))
-        self._kept.append(key)
+        self._kept.append((key, age_ns))
         if len(replies) > self.topo.ordermanager.replies_kept:
-            old = self._kept.popleft()
+            old, age = self._kept.popleft()
             del replies[old]
-            strategy, cid = old
-            if cid > self.forgotten.get(strategy, 0):
-                self.forgotten[strategy] = cid
+            strategy = old[0]
+            if age > self.forgotten.get(strategy, -1):
+                self.forgotten[strategy] = age
         return reply
 
     def _reject(self, cid: int, reason: str, recv_ts: int, what: str | wire.Order) -> list:
@@ -178,22 +187,25 @@ class OrderManager(Service):
         c = self.counters
         recv_ts = clock.now_ns()
         identity = frames[0]
+        batch = False  # an ORDERS is answered with one REPLIES, whatever it held
         try:
             if len(frames) != 2:
-                raise wire.WireError(f"expected one body frame, got {len(frames) - 1}")
+                raise wire.WireError("expected one body frame after the routing id, got "
+                                     + (f"{len(frames) - 1}" if len(frames) < MAX_FRAMES else "more"))
             kind, fields = wire.unpack(frames[1])
             if kind is wire.Kind.ORDER:
                 items: tuple = (fields,)
             elif kind is wire.Kind.ORDERS:
+                batch = True
                 items = wire.as_batch(fields)
             else:
                 raise wire.WireError(f"expected an ORDER or ORDERS, got {kind.name}")
         except wire.WireError as exc:
             c["orders_received"] += 1
             c["malformed_messages"] += 1
-            cid = wire.order_clordid(frames[1]) if len(frames) == 2 else None
+            cid = wire.order_clordid(frames[1]) if len(frames) == 2 and not batch else None
             self._out.append((identity, [self._reject(cid if cid is not None else -1, f"malformed: {exc}",
-                                                      recv_ts, "from a client")]))
+                                                      recv_ts, "from a client")], batch))
             return
         replies: list[list | tuple] = []
         for item in items:
@@ -202,7 +214,7 @@ class OrderManager(Service):
                 o = wire.as_order(item)
             except wire.WireError as exc:
                 c["malformed_messages"] += 1
-                cid = item[0] if item and type(item[0]) is int else -1
+                cid = item[0] if type(item) is tuple and item and type(item[0]) is int else -1
                 replies.append(self._reject(cid, f"malformed: {exc}", recv_ts, "from a client"))
                 continue
             if sender is not None and o.strategy != sender:
@@ -211,7 +223,7 @@ class OrderManager(Service):
                                             f"(its key is {sender!r})", recv_ts, f"from {sender}"))
                 continue
             replies.append(self.decide(o, recv_ts))
-        self._out.append((identity, replies))
+        self._out.append((identity, replies, batch))
 
     def decide(self, o: wire.Order, recv_ts: int) -> list | tuple:
         """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
@@ -223,7 +235,7 @@ class OrderManager(Service):
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
-        if o.clordid <= self.forgotten.get(o.strategy, 0):
+        if o.decide_ts <= self.forgotten.get(o.strategy, -1):
             c["duplicate_orders"] += 1
             return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, o)
         reason = self._validate(o)
@@ -235,12 +247,12 @@ class OrderManager(Service):
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.take(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            return self._remember(key, self._reject(o.clordid, reason, recv_ts, o))
+            return self._remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts))
         order_id = self.next_order_id
         self.next_order_id += 1
         self._records.append(journal.record(order_id, o, fill, recv_ts))
         c["orders_filled"] += 1
-        reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0])
+        reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts))
         if self.log_fills:
             self._lines.append((order_id, o.strategy, o.side, o.qty, o.symbol, fill))  # formatted once the reply is out
         return reply
@@ -256,8 +268,8 @@ class OrderManager(Service):
         now = clock.now_ns()
         for _, reply in self._fresh:  # sent time: after the journal write, so om_process includes it
             reply[5] = now
-        for identity, replies in self._out:
-            self._reply(identity, wire.encode_replies(replies))
+        for identity, replies, batch in self._out:
+            self._reply(identity, wire.encode_replies(replies, batch))
         self._out.clear()
         if self._poller is not None:
             self._poller.touched(self.router)  # a send may have taken the signal of an order arriving
@@ -298,15 +310,27 @@ class OrderManager(Service):
 
     def _recv_named(self) -> tuple[list[bytes], str | None]:
         """A message and its sender's key name (the ZAP User-Id libzmq attaches under CURVE)."""
-        frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
-        return [f.bytes for f in frames], frames[-1].get("User-Id")
+        router = self.router
+        frames = [router.recv(NOBLOCK)]
+        user = None
+        while router.get(RCVMORE):
+            frame = router.recv(NOBLOCK, copy=False)
+            if user is None:
+                user = frame.get("User-Id")
+            if len(frames) < MAX_FRAMES:
+                frames.append(frame.bytes)
+        return frames, user
 
     def _recv(self) -> list[bytes]:
-        """A message's frames (recv_multipart without its flag enums: a microsecond less)."""
+        """A message's frames (recv_multipart without its flag enums: a microsecond less). A valid
+        one has two (routing id, body); past MAX_FRAMES the rest are read and dropped, not held: a
+        message of 3000 frames of 60 KB would otherwise be kept whole, ~180 MB."""
         router = self.router
         frames = [router.recv(NOBLOCK)]
         while router.get(RCVMORE):
-            frames.append(router.recv(NOBLOCK))
+            frame = router.recv(NOBLOCK)
+            if len(frames) < MAX_FRAMES:
+                frames.append(frame)
         return frames
 
     def take_orders(self) -> None:

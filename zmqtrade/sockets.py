@@ -92,6 +92,7 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     NOBLOCK and count EAGAIN) instead of silently dropping at the high-water mark.
     """
     sock = _base(ctx, zmq.XPUB, curve, Publisher)
+    sock.setsockopt(zmq.MAXMSGSIZE, PUBLISHER_MAX_INBOUND)  # before libzmq stores a long topic in its trie
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.XPUB_MANUAL_LAST_VALUE, 1)
     if lossless:
@@ -100,6 +101,16 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     for_endpoint(sock, endpoint, heartbeat).bind(endpoint)
     return sock
 
+
+PUBLISHER_MAX_INBOUND = 1024
+"""Bytes of one inbound message on a publisher: a subscription (1 + topic bytes) and ZMTP's own
+commands (a CURVE INITIATE is ~300) fit; a peer sending more is disconnected by libzmq before
+the message is kept. An 8 KB subscription cost ~350 KB of libzmq's trie, kept after its client left."""
+MAX_TOPIC = 16
+"""Longest topic applied: every topic our streams use is 0 or 1 byte; a longer one is refused."""
+MAX_NOTIFICATIONS = 256
+"""Notifications read per :func:`drain_subscriptions` call: a flood from a hostile XSUB is served
+a slice per heartbeat instead of holding the process (it was judged hung after 2-4 s)."""
 
 NOTHING = b"\xff"
 """A topic no message matches (every body is a msgpack array, first byte 0x9_): a subscription
@@ -155,30 +166,42 @@ def dealer(ctx: zmq.Context, endpoint: str, identity: str, curve: CurveOpts | No
 
 
 def drain_subscriptions(sock: zmq.Socket) -> int:
-    """Apply the (un)subscriptions waiting on a :class:`Publisher`, greeting each new one with a
-    WELCOME (to that subscriber alone); returns how many subscriptions there were.
+    """Apply the (un)subscriptions waiting on a :class:`Publisher` (at most MAX_NOTIFICATIONS),
+    greeting each new one with a WELCOME (to that subscriber alone); returns how many
+    subscriptions there were.
 
     Each notification is applied right after it is read, and a message sent at once: libzmq
     sends the next message only to the subscriber last read, so nothing else may come between.
     After an unsubscription that message is the WELCOME again (the subscriber keeps any other
-    topic it has, so the stream's own greeting is the one harmless thing to send it)."""
+    topic it has, so the stream's own greeting is the one harmless thing to send it), and so it
+    is after a refused topic (longer than MAX_TOPIC): reading it made its sender the subscriber
+    last read, and the next tick would go to it alone. A message that is not a notification at
+    all (a hostile XSUB's) is dropped with nothing sent: libzmq does not make its sender the one
+    last read, and a send then would clear the pointer a queued subscription needs.
+
+    libzmq 4.3's manual mode pairs each message read with the pipe of a *subscription* queued,
+    so a hostile XSUB mixing garbage and subscriptions can shift that pairing: a subscriber
+    joining during such a flood may not be welcomed, and then retries (see README, Hostile input)."""
     subscribed = 0
     welcome = sock.welcome if isinstance(sock, Publisher) else b""
-    while True:
+    for _ in range(MAX_NOTIFICATIONS):
         try:
             msg = sock.recv(_NOBLOCK)
         except zmq.Again:
             return subscribed
-        kind = msg[:1]
-        if kind == b"\x01":
+        kind, topic = msg[:1], msg[1:]
+        valid = (kind == b"\x01" or kind == b"\x00") and len(topic) <= MAX_TOPIC
+        if valid and kind == b"\x01":
             subscribed += 1
-        elif kind != b"\x00":
-            continue  # not a notification (an XPUB passes nothing else up, but a peer may try)
         if welcome:
-            if not msg[1:].startswith(NOTHING):
-                sock.subscriptions += 1 if kind == b"\x01" else -1
-            sock.setsockopt(_SUBSCRIBE if kind == b"\x01" else _UNSUBSCRIBE, msg[1:])
+            if valid:
+                if not topic.startswith(NOTHING):
+                    sock.subscriptions += 1 if kind == b"\x01" else -1
+                sock.setsockopt(_SUBSCRIBE if kind == b"\x01" else _UNSUBSCRIBE, topic)
+            elif kind != b"\x01" and kind != b"\x00":
+                continue  # garbage: nothing applied, nothing sent
             try:
                 sock.send(welcome, _NOBLOCK)
             except zmq.Again:  # lossless mode and its queue full: it is no new subscriber
                 pass
+    return subscribed  # more may be queued: the next heartbeat reads the next slice

@@ -14,6 +14,7 @@ older than ``book_max_age_s``, quotes and news are skipped and counted.
 """
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from typing import Iterable, Sequence
@@ -89,7 +90,9 @@ class StrategyProcess(Service):
         else:
             self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm)
         self.news = self.subscribe("gateway.news", topo.gateway.hwm)
-        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, self.name,
+        # a routing id no other local client can guess: one that took ours would get our replies
+        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint,
+                                                f"{self.name}.{secrets.token_hex(8)}",
                                                 curve=self.curve("ordermanager.endpoint"), heartbeat=self.heartbeat))
         self.pending: dict[int, tuple[OrderRequest, wire.Order, int, int]] = {}  # clordid -> (req, sent, due, re-sends)
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []

@@ -174,9 +174,10 @@ def encode_reply(clordid: int, status: str, order_id: int, detail: Any, recv_ts:
     return _pack((_K_REPLY, VERSION, clordid, status, order_id, detail, recv_ts, ts_ns))
 
 
-def encode_replies(replies: list[tuple]) -> bytes:
-    """Reply tuples (fields after kind and version): one as REPLY, several as one REPLIES."""
-    if len(replies) == 1:
+def encode_replies(replies: list[tuple], batch: bool = False) -> bytes:
+    """Reply tuples (fields after kind and version): the answer to an ORDERS (``batch``) is
+    always one REPLIES, in its items' order; to an ORDER, one REPLY."""
+    if len(replies) == 1 and not batch:
         return _pack((_K_REPLY, VERSION, *replies[0]))
     return _pack((_K_REPLIES, VERSION, replies))
 
@@ -221,7 +222,7 @@ def unpack(body: bytes) -> tuple[Kind, tuple]:
     try:
         # literal keywords: passing **limits costs 150 ns a call; no maps or bins on our wire
         msg = _unpackb(body, use_list=False, raw=False, strict_map_key=True, max_array_len=4096,
-                       max_map_len=0, max_str_len=MAX_BODY, max_bin_len=0)
+                       max_map_len=64, max_str_len=MAX_BODY, max_bin_len=0)  # a map is a wrong type, not bad msgpack
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise WireError(f"not msgpack: {type(exc).__name__}") from None
     if type(msg) is not tuple or len(msg) < 2:
@@ -293,13 +294,20 @@ def as_doorbell(f: tuple) -> Doorbell:
     raise WireError("doorbell must be [seq:int, slots:[int], ts_ns:int], seq and ts_ns >= 0")
 
 
+_I64 = 1 << 63
+
+
 def as_order(f: tuple) -> Order:
+    if type(f) is not tuple:
+        raise WireError(f"an order must be an array of fields, got {type(f).__name__}")
     if len(f) != 10:
         raise WireError(f"order has {len(f)} fields, expected 10")
     cid, strategy, symbol, side, qty, price, t1, t2, t3, t4 = f
     if not (type(cid) is int and type(qty) is int and type(t1) is int and type(t2) is int
             and type(t3) is int and type(t4) is int):
         raise WireError("order clordid, qty and timestamps must be integers")
+    if not (0 <= cid < _I64 and 0 <= t1 < _I64 and 0 <= t2 < _I64 and 0 <= t3 < _I64 and 0 <= t4 < _I64):
+        raise WireError("order clordid and timestamps must be 0..2^63-1")
     if not (type(strategy) is str and type(symbol) is str and type(side) is str):
         raise WireError("order strategy, symbol and side must be strings")
     if not _finite(price):
@@ -309,7 +317,7 @@ def as_order(f: tuple) -> Order:
 
 def as_reply(f: tuple) -> Reply:
     """``detail`` must match ``status``: a client reads it as a fill price or prints it as a reason."""
-    if len(f) == 6:
+    if type(f) is tuple and len(f) == 6:
         cid, status, oid, detail, t1, t2 = f
         if (type(cid) is int and type(oid) is int and type(t1) is int and type(t2) is int
                 and type(status) is str
@@ -336,13 +344,11 @@ _new = tuple.__new__  # NamedTuple from a tuple of the right length, without re-
 
 
 def as_batch(f: tuple, limit: int = MAX_BATCH) -> tuple:
-    """The items of an ORDERS or REPLIES message; each is decoded (and may fail) on its own."""
+    """The items of an ORDERS or REPLIES message; each is decoded (and may fail) on its own, so an
+    item that is not an array of fields fails alone, not its batch."""
     if len(f) != 1 or type(f[0]) is not tuple or not 0 < len(f[0]) <= limit:
         raise WireError(f"a batch must be [[item, ...]] with 1..{limit} items")
-    items = f[0]
-    if not all(type(i) is tuple for i in items):
-        raise WireError("every item of a batch must be an array of fields")
-    return items
+    return f[0]
 
 
 def order_clordid(body: bytes) -> int | None:
