@@ -274,3 +274,32 @@ def test_a_local_client_cannot_take_over_or_poison_the_control_channel(launch, w
     assert all(p["restarts"] == 0 and not p["killed"] for p in report["processes"].values())
     assert report["processes"]["gateway"]["counters"]["ticks_published"] > 0  # its own stats, not forged ones
     assert report["processes"]["launcher"]["counters"]["control_messages_refused"] >= 2 * len(forged)
+
+
+def test_a_crash_that_a_restart_recovers_still_fails_the_run_with_its_own_code(launch, write_topology, tmp_path,
+                                                                              monkeypatch):
+    """The repro: a strategy raising in on_quote was restarted and the run ended exit 0, failures []."""
+    flaky = tmp_path / "flakystrat.py"
+    marker = tmp_path / "crashed-once"
+    flaky.write_text(
+        "from pathlib import Path\n"
+        "from zmqtrade.strategies import Strategy\n"
+        "class Flaky(Strategy):\n"
+        "    defaults = {'period': 6}\n"
+        "    def on_quote(self, quote):\n"
+        f"        if not Path({str(marker)!r}).exists():\n"
+        f"            Path({str(marker)!r}).write_text('')\n"
+        "            raise RuntimeError('flaky strategy raised on purpose')\n"
+        "        return []\n")
+    topo = write_topology({"strategies": {"meanrev": {"class": "flakystrat:Flaky"}},
+                           "supervision": {"restart": {"backoff_s": 0.1}}})
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "3", "-q")
+    assert run.finish(timeout=90) == 3, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["exit_code"] == 3 and report["failures"] == []
+    [recovered] = report["recovered"]
+    assert (recovered["process"], recovered["life"], recovered["exit_code"]) == ("meanrev", 1, 1)
+    assert any("flaky strategy raised on purpose" in line for line in recovered["log_tail"])
+    assert "RESTARTED meanrev" in run.output

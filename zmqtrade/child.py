@@ -63,6 +63,8 @@ class Child:
     restarts: list[float] = field(default_factory=list)
     """When each restart happened (monotonic), for the restart policy's window."""
     restart_at: float | None = None
+    faulted_life: int | None = None
+    """The life (restarts before it) a declared fault hit: its exit is not a failure."""
     """A restart is scheduled for this time (its exit was handled by the restart policy)."""
     ready_by: float = 0.0
     unresponsive: bool = False

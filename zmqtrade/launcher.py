@@ -57,6 +57,10 @@ def start_levels(topo: Topology) -> list[list[str]]:
     return [["gateway", "ordermanager"], ["orderbook"], list(topo.strategies)]
 
 
+EXIT_RECOVERED = 3
+"""The run's exit status when it completed but a process exited unexpectedly and was restarted."""
+
+
 def stop_stages(topo: Topology) -> list[list[str]]:
     return [["gateway"], ["orderbook"], list(topo.strategies), ["ordermanager"]]
 
@@ -159,6 +163,9 @@ class Launcher:
         self.view = LiveView(topo.name, self.duration_s, interactive=live)
         self.children: dict[str, Child] = {}
         self.failures: list[dict[str, Any]] = []
+        self.recovered: list[dict[str, Any]] = []
+        """Unexpected exits the restart policy recovered from (a declared fault's are not): the
+        run went on, but it did not run as written, so it ends with EXIT_RECOVERED, not 0."""
         self.events: list[dict[str, Any]] = []
         """What supervision saw and did (exits, restarts, hangs, injected faults), in order."""
         self._faults = sorted((f for f in topo.faults if f.process in self.mine), key=lambda f: f.at_s)
@@ -383,6 +390,9 @@ class Launcher:
         delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** len(recent))
         c.restart_at = now + delay
         self._event(c, f"{why}; restarting in {delay:g} s")
+        if c.faulted_life != len(c.restarts):  # not the life a declared fault hit
+            self.recovered.append({"process": c.name, "life": len(c.restarts) + 1, "exit_code": c.exit_code,
+                                   "reason": why, "t_s": round(now - self._t0, 3), "log_tail": c.tail(LOG_TAIL_LINES)})
         self._write_stack()
         return True
 
@@ -430,10 +440,12 @@ class Launcher:
             if not c.running:
                 self._event(c, f"fault {fault.action} skipped: not running")
             elif fault.action == "kill":
+                c.faulted_life = len(c.restarts)  # its exit is the experiment's, not a failure
                 self._event(c, "fault: SIGKILL")
                 c.send_signal(signal.SIGKILL)
                 c.killed = False  # not the launcher's own kill: the restart policy decides
             else:
+                c.faulted_life = len(c.restarts)  # a pause judged a hang and restarted is the experiment's too
                 self._event(c, f"fault: SIGSTOP for {fault.for_s:g} s")
                 c.send_signal(signal.SIGSTOP)
                 self._resumes.append((now + fault.for_s, c, c.pid))
@@ -571,7 +583,7 @@ class Launcher:
                 self._stop()
             tail.stop()
             self.view.stop()
-            code = 1 if self.failures else 0
+            code = 1 if self.failures else EXIT_RECOVERED if self.recovered else 0
             try:
                 code = self._finish(code)
             except Exception:
@@ -603,7 +615,8 @@ class Launcher:
             self.me.stats = {"counters": {"control_messages_refused": self.control.foreign}}
         return report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
                             [*self.children.values(), *others], records + journal_records,
-                            [*self.failures, *failures], launcher=self.me, window=self._window(), events=merged)
+                            [*self.failures, *failures], launcher=self.me, window=self._window(), events=merged,
+                            recovered=self.recovered)
 
     def _window(self) -> tuple[float, float] | None:
         """The streaming phase in the samples' time base (seconds since this launcher began)."""

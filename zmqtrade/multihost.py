@@ -29,7 +29,8 @@ import zmq
 
 from zmqtrade import peering, security
 from zmqtrade.child import Child, RecordedChild
-from zmqtrade.launcher import READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels, stop_stages
+from zmqtrade.launcher import (EXIT_RECOVERED, READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels,
+                               stop_stages)
 from zmqtrade.peering import ClockSync
 from zmqtrade.topology import BINDERS, Topology, launcher_key
 
@@ -278,13 +279,18 @@ class LeadLauncher(Launcher):
                        for r in data.get("children", [])]
             records += int((theirs.get("counters") or {}).get("journal_records", 0))
             failures += [{**f, "host": h} for f in theirs.get("failures", [])]
+            self.recovered += [{**r, "host": h} for r in theirs.get("recovered", [])]
             events += [{**e, "host": h} for e in theirs.get("events", [])]
             hosts[h] = self._host_entry("peer", theirs.get("run_dir"), {**peer.sync, **data.get("clock_end", {})},
                                         received=peer.data is not None, code=theirs.get("exit_code"))
             if peer.data is not None:
                 (self.run_dir / "hosts").mkdir(exist_ok=True)
                 (self.run_dir / "hosts" / f"{h}.json").write_text(json.dumps(theirs, indent=2) + "\n")
-        code = 1 if code or self.failures or failures or any(e["exit_code"] for e in hosts.values()) else 0
+        peer_codes = [e["exit_code"] for e in hosts.values()]
+        if self.failures or failures or any(c and c != EXIT_RECOVERED for c in (code, *peer_codes)):
+            code = 1
+        elif code or self.recovered or EXIT_RECOVERED in peer_codes:
+            code = EXIT_RECOVERED
         hosts = {self.host or "": self._host_entry("lead", self.run_dir, {}, code=code), **hosts}
         rep = self._report(code, others, failures, events, records)
         rep["hosts"] = hosts

@@ -47,6 +47,14 @@ class StackRun:
         return json.loads((self.run_dir / "report.json").read_text())
 
     @property
+    def failures(self) -> list[dict[str, Any]]:
+        """What went wrong: the failures that ended the run, then the unexpected exits a restart
+        recovered from (exit code 3), each with its process, reason and log tail. Empty on a
+        clean run, so ``assert not run.failures, run.failures`` shows why in the test's output."""
+        rep = self.report
+        return [*rep.get("failures", []), *rep.get("recovered", [])]
+
+    @property
     def logs(self) -> dict[str, str]:
         return {p.stem: p.read_text(errors="replace") for p in sorted(self.run_dir.glob("*.log"))}
 

@@ -74,7 +74,7 @@ def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
 def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
           children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
           launcher: Child | None = None, window: tuple[float, float] | None = None,
-          events: list[dict[str, Any]] = ()) -> dict[str, Any]:
+          events: list[dict[str, Any]] = (), recovered: list[dict[str, Any]] = ()) -> dict[str, Any]:
     children = list(children)
     processes: dict[str, Any] = {}
     for c in ([launcher] if launcher else []) + children:
@@ -102,6 +102,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "duration_s": round(duration_s, 3),
         "exit_code": exit_code,
         "failures": failures,
+        "recovered": list(recovered),
         "events": list(events),
         "processes": processes,
         "counters": counts,
@@ -166,6 +167,9 @@ def summary(report: Mapping[str, Any]) -> str:
     if report.get("events"):
         lines += ["", "  supervision"]
         lines += [f"  {e['t_s']:>8.2f} s  {e['process']} (pid {e['pid']}) {e['event']}" for e in report["events"]]
+    for r in report.get("recovered", []):
+        lines.append(f"  RESTARTED {r['process']} (life {r['life']} ended at {r['t_s']:.2f} s): {r['reason']}")
+        lines += [f"    | {line}" for line in r["log_tail"][-3:]]
     for f in report["failures"]:
         lines.append(f"  FAILED {f['process']}: {f['reason']}")
     return "\n".join(lines)
