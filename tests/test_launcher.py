@@ -303,3 +303,23 @@ def test_a_crash_that_a_restart_recovers_still_fails_the_run_with_its_own_code(l
     assert (recovered["process"], recovered["life"], recovered["exit_code"]) == ("meanrev", 1, 1)
     assert any("flaky strategy raised on purpose" in line for line in recovered["log_tail"])
     assert "RESTARTED meanrev" in run.output
+
+
+def test_a_strategy_left_with_unanswered_orders_fails_the_run(launch, write_topology, tmp_path):
+    """A strategy cut off from the order manager ended with thousands of orders unanswered, and
+    the launcher exited 0. Here the order manager is stopped (SIGSTOP, not a declared fault)
+    while orders flow, and the run is ended: the strategy gives up waiting for its answers."""
+    topo = write_topology({**ipc_endpoints(tmp_path), "gateway": {"rate": 2000},
+                           "strategies": {"trend": {"class": "every_quote", "params": DELETE}},
+                           "supervision": {"liveness_s": 60}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
+    run.wait_for("streaming")
+    os.kill(pids_of(run_dir)["ordermanager"], signal.SIGSTOP)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish(timeout=120) == 1, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    cut_off = [f for f in report["failures"] if "orders never answered" in f["reason"]]
+    # trend orders on every tick; meanrev, now and then, may have had one in flight too
+    assert "trend" in {f["process"] for f in cut_off} <= {"trend", "meanrev"}, report["failures"]
+    assert report["processes"]["trend"]["counters"]["orders_unanswered"] > 0

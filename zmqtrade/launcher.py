@@ -523,6 +523,9 @@ class Launcher:
             if c.exit_code not in ok and not c.killed and c.restart_at is None \
                     and not any(f["process"] == c.name for f in self.failures):
                 self._fail(c, f"{c.exit_reason} while stopping")
+            unanswered = ((c.stats or {}).get("counters") or {}).get("orders_unanswered", 0)
+            if type(unanswered) is int and unanswered > 0:  # cut off from the order manager: not a clean run
+                self._fail(c, f"{unanswered} orders never answered by the order manager before it stopped")
 
     def _hold_pm_qos(self) -> int | None:
         """Hold a CPU wake-up latency limit (PM QoS) for the run, if the topology asks for one.
