@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,30 @@ def test_a_strategy_left_with_unanswered_orders_fails_the_run(launch, write_topo
     # trend orders on every tick; meanrev, now and then, may have had one in flight too
     assert "trend" in {f["process"] for f in cut_off} <= {"trend", "meanrev"}, report["failures"]
     assert report["processes"]["trend"]["counters"]["orders_unanswered"] > 0
+
+
+def test_a_child_paused_when_the_launcher_is_killed_does_not_survive_it(launch, write_topology, tmp_path):
+    """The repro: a child stopped by a declared pause kept its parent-death SIGTERM pending for
+    good (state T) after a kill -9 of the launcher."""
+    topo = write_topology({**ipc_endpoints(tmp_path), "supervision": {"liveness_s": 60},
+                           "faults": [{"process": "orderbook", "at_s": 0.5, "action": "pause", "for_s": 60}]})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0", "-q")
+    run.wait_for("fault: SIGSTOP")
+    pids = pids_of(run_dir)
+    assert set(pids) >= {"gateway", "orderbook", "ordermanager"}
+    run.proc.send_signal(signal.SIGKILL)
+    run.proc.wait()
+    deadline = time.monotonic() + 30
+    left = dict(pids)
+    while left:
+        assert time.monotonic() < deadline, f"still alive after the launcher's death: {left}"
+        for name, pid in list(left.items()):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    state = fh.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                state = "gone"
+            if state in ("gone", "Z"):  # a zombie is dead: only its parent (gone) could reap it
+                del left[name]
+        time.sleep(0.05)  # polling /proc against the deadline: a dead process sends no event

@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import struct
+import subprocess
 import threading
 import time
 from datetime import datetime
@@ -566,6 +567,7 @@ class Launcher:
         tail = ConsoleTail(lambda: list(self.children.values()),
                            max(len(n) for n in self.mine or ["launcher"]), self.verbose, emit=self.view.print)
         code = 1
+        reaper: subprocess.Popen | None = None
         pm_qos = self._hold_pm_qos()
         try:
             try:
@@ -574,6 +576,7 @@ class Launcher:
                 self._launcher_failure(f"cannot bind control endpoint {self.topo.control}: {exc}")
                 return 1
             self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
+            reaper = self._start_reaper()
             if "orderbook" in self.mine:  # the book is per host: on the others, nobody reads it
                 self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
             self._open_links(ctx)
@@ -604,7 +607,21 @@ class Launcher:
                 signal.signal(s, h)
             if pm_qos is not None:
                 os.close(pm_qos)
+            if reaper is not None:  # a clean end: nothing is left for it to reap
+                reaper.terminate()
+                reaper.wait(5.0)
         return code
+
+    def _start_reaper(self) -> subprocess.Popen | None:
+        """The process that continues and ends this run's children if this launcher is killed
+        while one of them is stopped (:mod:`zmqtrade.reaper`); None if it cannot start."""
+        try:
+            return subprocess.Popen([*module_argv("reaper"), str(os.getpid()), str(self.run_dir)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            log.warning("cannot start the reaper (%s): a child paused when this launcher dies would stay stopped",
+                        exc.strerror)
+            return None
 
     def _report(self, code: int, others: Sequence[Child] = (), failures: Sequence[dict[str, Any]] = (),
                 events: Sequence[dict[str, Any]] = (), journal_records: int = 0) -> dict[str, Any]:
