@@ -304,6 +304,8 @@ def test_a_crash_that_a_restart_recovers_still_fails_the_run_with_its_own_code(l
     assert (recovered["process"], recovered["life"], recovered["exit_code"]) == ("meanrev", 1, 1)
     assert any("flaky strategy raised on purpose" in line for line in recovered["log_tail"])
     assert "RESTARTED meanrev" in run.output
+    page = (run_dir / "report.html").read_text()
+    assert "RESTARTED meanrev" in page and "flaky strategy raised on purpose" in page
 
 
 def test_a_strategy_left_with_unanswered_orders_fails_the_run(launch, write_topology, tmp_path):

@@ -156,6 +156,10 @@ def render(run_dir: str | Path) -> Path:
                 for k, v in [*rep["latency_us"].items(), ("book_staleness", rep["book_staleness_us"])]]
     failures = "".join(f"<p class='failed'>FAILED {html.escape(f['process'])}: {html.escape(f['reason'])}</p>"
                        for f in rep["failures"])
+    failures += "".join(  # the unexpected exits a restart recovered from: the reason for exit 3
+        f"<p class='failed'>RESTARTED {html.escape(r['process'])} (life {r['life']} ended at {r['t_s']:.2f} s): "
+        f"{html.escape(r['reason'])}</p><pre>{html.escape(chr(10).join(r.get('log_tail', [])[-5:]))}</pre>"
+        for r in rep.get("recovered", []))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zmqtrade run {html.escape(rep['topology'])}</title>
 <style>{CSS}</style></head><body>
