@@ -1,6 +1,6 @@
 """Run every benchmark in full mode and write perf/RESULTS.md (the README quotes it).
 
-    python -m perf.results            # full run, about 10 minutes on 2 cores
+    python -m perf.results            # full run, about 30 minutes on 2 cores
     python -m perf.results --quick    # the same in quick mode (does not overwrite RESULTS.md)
 
 Everything runs in this one invocation, zmqtrade and the baseline alternating, so ratios
@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,7 +25,8 @@ import msgpack
 import numpy
 import zmq
 
-from perf import book, budget, codec, ideas, ingest, latency, max_rate, quickstart, recorder, relay, transport
+from perf import (book, budget, codec, ideas, ingest, latency, max_rate, quickstart, recorder, recovery, relay,
+                  transport)
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"
@@ -167,6 +169,27 @@ def classic_targets(raw: dict[str, Any]) -> list[str]:
     return out
 
 
+def recovery_targets(raw: dict[str, Any]) -> list[str]:
+    """Issue 13's: restart time and memory of the order manager against the journal's length."""
+    rec = raw["recovery"]
+    longest = rec[max(rec, key=int)]
+    rejoin = longest["rejoin_s"]
+    peaks = {int(n): statistics.median(r["rss_mb"]) for n, r in rec.items()}
+    flat = max(peaks.values()) - min(peaks.values())
+    rows = [
+        (f"kill -9 of the order manager with a {int(max(rec, key=int)):,}-fill journal: kill to rejoined", "< 2 s",
+         f"{statistics.median(rejoin):.2f} [{min(rejoin):.2f}-{max(rejoin):.2f}] s", statistics.median(rejoin) < 2.0),
+        ("its peak RSS against the journal's length", "flat",
+         ", ".join(f"{mb:.0f} MB at {n:,}" for n, mb in sorted(peaks.items())) + f" (spread {flat:.0f} MB)",
+         flat <= 16),
+        ("the same without a checkpoint (whole journal replayed)", "-",
+         f"{longest['full_s']:.1f} s, {longest['full_rss_mb']:.0f} MB", None),
+    ]
+    out = ["| figure | target | measured | |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {'-' if ok is None else verdict(ok)} |" for a, b, c, ok in rows]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="quick mode; prints only, RESULTS.md untouched")
@@ -181,13 +204,14 @@ def main(argv: list[str] | None = None) -> None:
                            ("Relay cost per hop", relay.main, "relay"), ("Raw ingest", ingest.main, "ingest"),
                            ("Tick-to-ack latency", latency.main, "latency"), ("Quick start", quickstart.main, "quickstart"),
                            ("Ideas", ideas.main, "ideas"), ("Per-tick budget", budget.main, "budget"),
-                           ("Maximum sustained rate", max_rate.main, "max_rate")):
+                           ("Maximum sustained rate", max_rate.main, "max_rate"),
+                           ("Recovery", recovery.main, "recovery")):
         result, text = capture(fn, mode)
         sections.append((title, text))
         raw[key] = result
     elapsed = time.monotonic() - started
     if args.quick:  # the tables, from the quick figures; RESULTS.md untouched
-        print("\n".join(["", *targets(raw), "", *classic_targets(raw)]))
+        print("\n".join(["", *targets(raw), "", *classic_targets(raw), "", *recovery_targets(raw)]))
         return
     RAW.write_text(json.dumps(raw, indent=1, default=str))
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -208,6 +232,10 @@ def main(argv: list[str] | None = None) -> None:
         "## Earlier targets, against the classic baseline",
         "",
         *classic_targets(raw),
+        "",
+        "## Recovery targets (issue 13)",
+        "",
+        *recovery_targets(raw),
         "",
         "## Where the time goes",
         "",

@@ -17,6 +17,8 @@ import psutil
 import pytest
 import yaml
 
+pytest_plugins = ["pytester"]  # to run a test session of a user's tests against the zmqtrade_stack plugin
+
 ROOT = Path(__file__).resolve().parent.parent
 SHM = Path("/dev/shm")
 # hypothesis keeps caches even with its example database off: beside pytest's, not in the tree

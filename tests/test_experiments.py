@@ -83,6 +83,42 @@ def test_plugin_runs_a_user_strategy_from_a_module_path(zmqtrade_stack, tmp_path
     assert any(r["strategy"] == "trend" for r in run.journal)
 
 
+def test_plugin_fails_a_test_whose_process_exits_unexpectedly_unless_the_test_allows_it(pytester, tmp_path):
+    """A user's test of a strategy that raises now and then (restarted each time, the other
+    strategy still trading) fails on its own, with the exception shown; allowing it passes."""
+    (tmp_path / "flaky.py").write_text(
+        "from zmqtrade.strategies import OrderRequest, Strategy\n"
+        "class Flaky(Strategy):\n"
+        "    seen = 0\n"
+        "    def on_quote(self, q):\n"
+        "        self.seen += 1\n"
+        "        if self.seen % 50 == 0:\n"
+        "            raise RuntimeError(f'flaky strategy gave up at quote {self.seen}')\n"
+        "        return []\n")
+    pytester.makepyfile(test_user=f"""
+        TOPO = {str(ROOT / "topology.yaml")!r}
+        FLAKY = {{"strategies.trend.class": "flaky:Flaky", "strategies.trend.params": {{}}}}
+        ENV = {{"PYTHONPATH": {str(tmp_path)!r}}}
+
+        def test_unaware(zmqtrade_stack):
+            run = zmqtrade_stack(TOPO, set=FLAKY, duration=2, env=ENV)
+            assert run.report["counters"]["orders_acked"] >= 0  # never reached
+
+        def test_expects_it(zmqtrade_stack):
+            run = zmqtrade_stack(TOPO, set=FLAKY, duration=2, env=ENV, allow_failures=["trend"])
+            assert run.exit_code in (1, 3) and run.failures[0]["process"] == "trend"
+
+        def test_bad_topology(zmqtrade_stack):
+            zmqtrade_stack(TOPO, set={{"gateway.rat": 5}}, duration=1)
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    out = result.stdout.str()
+    assert "unexpected process exit(s)" in out and "trend:" in out
+    assert "RuntimeError: flaky strategy gave up at quote 50" in out  # its log tail, in the test's report
+    assert "without a report" in out and "did you mean 'rate'?" in out
+
+
 def test_plugin_live_stack_exposes_the_book(zmqtrade_stack):
     with zmqtrade_stack.live(ROOT / "topology.yaml", transport="ipc") as stack:
         q = stack.wait_for_quote("AAPL")

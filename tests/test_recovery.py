@@ -49,7 +49,7 @@ def test_ordermanager_killed_rebuilds_positions_ids_and_duplicates_from_the_jour
     stats = again.stop()
     d.close()
     c = stats["counters"]
-    assert (c["journal_replayed"], c["duplicate_orders"], c["orders_filled"]) == (2, 1, 1)
+    assert (c["checkpoint_records"] + c["journal_replayed"], c["duplicate_orders"], c["orders_filled"]) == (2, 1, 1)
     records = list(journal.read(tmp_path / journal.FILENAME))
     assert [(r["order_id"], r["clordid"]) for r in records] == [(1, 1), (2, 2), (3, 4)]  # torn tail cut off
     assert "cut a torn last record" in again.log.read_text()

@@ -63,17 +63,25 @@ class Child:
     restarts: list[float] = field(default_factory=list)
     """When each restart happened (monotonic), for the restart policy's window."""
     restart_at: float | None = None
+    """A restart is scheduled for this time (its exit was handled by the restart policy)."""
     faulted_life: int | None = None
     """The life (restarts before it) a declared fault hit: its exit is not a failure."""
-    """A restart is scheduled for this time (its exit was handled by the restart policy)."""
     ready_by: float = 0.0
+    """When it must be ready by (monotonic); moved on by each report that its start advanced."""
+    start_done: int = 0
+    start_phase: str = ""
+    """What its start is doing, as it last reported (``starting``), e.g. "replaying the journal 40%"."""
     unresponsive: bool = False
     earlier_lives: list[dict[str, int]] = field(default_factory=list)
     """The last counters each earlier life reported, so run totals include them."""
+    lives: list[dict[str, Any]] = field(default_factory=list)
+    """Each life: when it started and ended (seconds in the launcher's time base), its pid, how it
+    ended (exit code, or the signal as a negative code; reason), the restart delay that followed,
+    and the last lines of its log when it ended unexpectedly. See :meth:`lives_record`."""
     _life_start: int = 0  # index in ``progress`` where this life's reports begin
 
-    def start(self, env: dict[str, str] | None = None) -> None:
-        """Start (or restart: one log file, appended, across lives) the process."""
+    def start(self, env: dict[str, str] | None = None, t_s: float = 0.0) -> None:
+        """Start (or restart: one log file, appended, across lives) the process, at ``t_s``."""
         if self.proc is not None:  # a new life: keep what the last one counted
             mine = self.progress[self._life_start:]  # not an earlier life's (it may have sent none)
             last = (self.stats or {}).get("counters") or (mine[-1][1] if mine else None)
@@ -81,11 +89,14 @@ class Child:
                 self.earlier_lives.append(dict(last))
             self._life_start = len(self.progress)
             self.stats, self.ready, self.endpoints = None, False, {}
+            self.start_done, self.start_phase = 0, ""
             self.killed = self.terminated = self.expected_exit = self.unresponsive = False
             self.restart_at = None
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        self.lives.append({"life": len(self.lives) + 1, "pid": self.proc.pid, "started_s": round(t_s, 3),
+                           "ended_s": None, "exit_code": None, "reason": None, "restart_delay_s": None})
         try:
             self.ps = psutil.Process(self.proc.pid)
             self.ps.cpu_percent(None)  # prime: the first reading is always 0
@@ -135,6 +146,22 @@ class Child:
                                            self.ps.num_fds()))
         except psutil.Error:
             pass
+
+    def end_life(self, t_s: float, reason: str, restart_delay_s: float | None, log_tail: list[str]) -> None:
+        """Record how the current life ended unexpectedly (and what supervision did about it)."""
+        if self.lives and self.lives[-1]["ended_s"] is None:
+            self.lives[-1].update(ended_s=round(t_s, 3), exit_code=self.exit_code, reason=reason,
+                                  restart_delay_s=restart_delay_s, log_tail=log_tail)
+
+    def lives_record(self, end_s: float) -> list[dict[str, Any]]:
+        """Every life, the current one ended at ``end_s`` by its exit status if it is over (stopped
+        in order: reason "stopped"), or still running (``ended_s`` None)."""
+        out = [dict(life) for life in self.lives]
+        if out and out[-1]["ended_s"] is None and self.exit_code is not None:
+            code = self.exit_code
+            out[-1].update(ended_s=round(end_s, 3), exit_code=code,
+                           reason="stopped" if code == 0 and self.expected_exit else self.exit_reason)
+        return out
 
     def send_signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -189,6 +216,9 @@ class Child:
             "name": self.name, "kind": self.kind, "host": self.host, "pid": self.pid,
             "exit_code": self.exit_code if exit_code is None else exit_code, "killed": self.killed,
             "restarts": len(self.restarts), "stats": self.stats, "earlier_lives": self.earlier_lives,
+            "lives": [{**life, "started_s": life["started_s"] + shift_s,
+                       "ended_s": None if life["ended_s"] is None else life["ended_s"] + shift_s}
+                      for life in self.lives_record(self.samples[-1].t_s if self.samples else 0.0)],
             "cpus": self.cpus, "io_threads": self.io_threads,
             "samples": [[s.t_s + shift_s, s.cpu_percent, s.rss_bytes, s.uss_bytes, s.threads, s.ctx_switches,
                          s.open_fds] for s in self.samples],
@@ -209,7 +239,7 @@ class RecordedChild(Child):
         return cls(rec["name"], rec["kind"], [], log_path, host=rec.get("host", ""), killed=bool(rec["killed"]),
                    restarts=[0.0] * int(rec["restarts"]), stats=rec.get("stats"), cpus=list(rec.get("cpus") or []),
                    io_threads=str(rec.get("io_threads") or ""),
-                   earlier_lives=list(rec.get("earlier_lives") or []),
+                   earlier_lives=list(rec.get("earlier_lives") or []), lives=list(rec.get("lives") or []),
                    samples=[Sample(*row) for row in rec.get("samples") or []],
                    progress=[(float(t), dict(c)) for t, c in rec.get("progress") or []],
                    recorded_pid=int(rec["pid"]), recorded_exit=rec.get("exit_code"))

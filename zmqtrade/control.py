@@ -1,7 +1,9 @@
 """The control channel between the launcher (ROUTER) and each process (DEALER).
 
 A process connects with its name as routing id and says ``ready`` once its sockets are
-bound and its subscriptions confirmed; the launcher answers ``start`` when the whole stack
+bound and its subscriptions confirmed (one with long work before that, the order manager
+replaying its journal, says ``starting`` with ``{"phase", "done", "total"}`` as it goes, so the
+launcher waits while it advances rather than for a fixed time); the launcher answers ``start`` when the whole stack
 is ready and ``stop`` when the run ends. While running, each process sends ``progress`` (its
 counters) every report interval and ``heartbeat`` whenever it has sent nothing for a heartbeat
 interval, from its event loop: a process whose loop hangs (or is SIGSTOPped) falls silent, and
@@ -27,6 +29,7 @@ import zmq
 from zmqtrade import sockets
 
 READY, START, STOP, STATS, PROGRESS, HEARTBEAT = "ready", "start", "stop", "stats", "progress", "heartbeat"
+STARTING = "starting"
 TOKEN_ENV = "ZMQTRADE_CONTROL_TOKEN"
 MAX_MESSAGE = 16 << 20
 """Bytes of one control message at most (a ``stats`` with its histograms is tens of KB); a peer

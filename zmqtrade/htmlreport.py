@@ -81,6 +81,48 @@ def _rates(run_dir: Path, kinds: dict[str, str]) -> dict[str, tuple[list[float],
     return out
 
 
+def broken_at_restarts(ts: list[float], ys: list[float], lives: list[dict[str, Any]]) -> tuple[list, list]:
+    """A process's samples with a gap (NaN) where a new life began: no line across a restart."""
+    starts = sorted(life["started_s"] for life in lives[1:])
+    out_t: list[float] = []
+    out_y: list[float] = []
+    i = 0
+    for t, y in zip(ts, ys):
+        if i < len(starts) and t >= starts[i]:
+            while i < len(starts) and t >= starts[i]:
+                i += 1
+            out_t.append(t)
+            out_y.append(float("nan"))
+        out_t.append(t)
+        out_y.append(y)
+    return out_t, out_y
+
+
+def timeline_plot(procs: dict[str, Any], events: list[dict[str, Any]], window: list[float] | None) -> str:
+    """Each process's lives as bars (red: ended unexpectedly), supervision events and faults as marks."""
+    names = [n for n, p in procs.items() if p.get("lives")]
+    fig, ax = _figure("Supervision: lives and events", "seconds since launch", "")
+    end = window[1] if window else 0.0
+    for life in (l for n in names for l in procs[n]["lives"]):
+        end = max(end, life["ended_s"] or 0.0, life["started_s"])
+    offset = window[0] if window else 0.0  # events are timed from the start of streaming
+    for y, name in enumerate(names):
+        for life in procs[name]["lives"]:
+            stop = life["ended_s"] if life["ended_s"] is not None else end
+            bad = life["reason"] not in (None, "stopped")
+            ax.broken_barh([(life["started_s"], max(stop - life["started_s"], 0.01))], (y - 0.3, 0.6),
+                           color="#c33" if bad else "#7a9", alpha=0.8)
+        for e in (e for e in events if e["process"] == name):
+            fault = e["event"].startswith("fault")
+            ax.plot(e["t_s"] + offset, y, marker="x" if fault else "|", color="#222" if fault else "#36c",
+                    markersize=9, linestyle="none")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.grid(True, axis="x", alpha=0.3)
+    return _svg(fig)
+
+
 def cdf_plot(curves: dict[str, list[list[float]]], title: str) -> str:
     """Overlaid latency CDFs (log x) from [us, count] bucket lists."""
     fig, ax = _figure(title, "latency (us, log scale)", "fraction of samples")
@@ -116,13 +158,19 @@ def render(run_dir: str | Path) -> Path:
     kinds = {n: p["kind"] for n, p in procs.items()}
     res = _resources(run_dir)
 
+    window = rep.get("window_s")
     plots = []
     for key, ylabel, title in (("cpu", "CPU % (100 = one core)", "CPU over time"), ("rss", "RSS MB", "Memory over time")):
         fig, ax = _figure(title, "seconds since launch", ylabel)
+        if window:
+            ax.axvspan(*window, color="#2a7", alpha=0.07, label="streaming")
         for name, s in res.items():
-            ax.plot(s["t"], s[key], label=name)
+            ts, ys = broken_at_restarts(s["t"], s[key], procs.get(name, {}).get("lives") or [])
+            ax.plot(ts, ys, label=name)
         ax.legend(fontsize=8, ncol=2)
         plots.append(_svg(fig))
+    if any(len(p.get("lives") or []) > 1 for p in procs.values()) or rep.get("events"):
+        plots.append(timeline_plot(procs, rep.get("events") or [], window))
     fig, ax = _figure("Message rates over time", "seconds since launch", "messages / s")
     for name, (ts, rs) in _rates(run_dir, kinds).items():
         ax.plot(ts, rs, label=f"{name} ({RATE_COUNTER[kinds[name]]})")
@@ -154,6 +202,19 @@ def render(run_dir: str | Path) -> Path:
     host_table = f"<h2>Hosts</h2>{_table(host_head, host_rows)}" if hosts else ""
     lat_rows = [[k, v["count"], v["p50"], v["p90"], v["p99"], v["p999"], v["max"]]
                 for k, v in [*rep["latency_us"].items(), ("book_staleness", rep["book_staleness_us"])]]
+    life_rows = [[n, life["life"], life["pid"], f"{life['started_s']:.2f}",
+                  "-" if life["ended_s"] is None else f"{life['ended_s']:.2f}", life["reason"] or "running",
+                  "-" if life["restart_delay_s"] is None else f"{life['restart_delay_s']:g}"]
+                 for n, p in procs.items() if len(p.get("lives") or []) > 1 for life in p["lives"]]
+    event_rows = [[f"{e['t_s']:.2f}", e["process"], e["pid"], e["event"]] for e in rep.get("events") or []]
+    supervision = ""
+    if life_rows or event_rows:
+        supervision = ("<h2>Supervision</h2>"
+                       + (f"<p>Lives of the processes that restarted (seconds since launch)</p>"
+                          + _table(["process", "life", "pid", "started", "ended", "how", "restart after s"], life_rows)
+                          if life_rows else "")
+                       + (f"<p>Events (seconds since streaming began)</p>"
+                          + _table(["t s", "process", "pid", "event"], event_rows) if event_rows else ""))
     failures = "".join(f"<p class='failed'>FAILED {html.escape(f['process'])}: {html.escape(f['reason'])}</p>"
                        for f in rep["failures"])
     failures += "".join(  # the unexpected exits a restart recovered from: the reason for exit 3
@@ -167,6 +228,7 @@ def render(run_dir: str | Path) -> Path:
 <p>{rep['duration_s']:.1f} s streaming, exit {rep['exit_code']}; run directory <code>{html.escape(rep['run_dir'])}</code></p>
 {failures}
 <h2>Plots</h2><div class="plots">{"".join(f'<div class="plot">{p}</div>' for p in plots)}</div>
+{supervision}
 {host_table}
 <h2>Processes</h2>{_table(["process", *(["host"] if hosts else []), "kind", "pid", "exit", "cpu% mean", "cpu% max",
                            "rss MB", "uss MB", "threads", "ctx switches"], proc_rows)}

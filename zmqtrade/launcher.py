@@ -20,6 +20,7 @@ children included.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -44,7 +45,6 @@ from zmqtrade.topology import Topology
 
 log = logging.getLogger("zmqtrade.launcher")
 
-READY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 8.0
 STATS_AFTER_EXIT_S = 1.0
 LOG_TAIL_LINES = 15
@@ -80,6 +80,11 @@ def default_run_dir(topo: Topology, host: str | None = None) -> Path:
             path = base.with_name(f"{base.name}-{n}")
 
 
+PROBE_BYTES = 1 << 20
+"""Written (and removed) in a new run directory before anything starts: a disk that cannot take
+a megabyte cannot take the run's logs and journal either."""
+
+
 def check_run_dir(path: Path) -> str | None:
     """Why ``path`` cannot take a new run, or None once it exists, empty and writable: a journal
     and logs there would mix two runs, and a run that cannot write its journal must not start."""
@@ -88,10 +93,17 @@ def check_run_dir(path: Path) -> str | None:
             return f"{path} already holds files (a run's journal and logs would mix with them); give a new --run-dir"
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".zmqtrade-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        try:
+            with open(probe, "wb") as fh:  # real bytes: an empty file is made even on a full disk
+                fh.write(bytes(PROBE_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as exc:
-        return f"{path} cannot hold a run ({exc.strerror}); give a --run-dir in a directory you can write to"
+        fix = "free space there or give a --run-dir on another disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT) \
+            else "give a --run-dir in a directory you can write to"
+        return f"{path} cannot hold a run ({exc.strerror}); {fix}"
     return None
 
 
@@ -211,8 +223,9 @@ class Launcher:
             argv += ["--log-orders"]
         child = Child(name, kind, argv, self.run_dir / f"{name}.log", host=self.host or "")
         self.children[name] = child
-        child.start(self._child_env())
+        child.start(self._child_env(), time.monotonic() - self._t0)
         child.last_seen = time.monotonic()
+        child.ready_by = child.last_seen + self.topo.supervision.ready_timeout_s
         return child
 
     def _child_env(self) -> dict[str, str]:
@@ -276,6 +289,14 @@ class Launcher:
                         self.control.send(name, control.START)  # a restarted process rejoins the running stack
                         self._event(child, f"rejoined after restart {len(child.restarts)}")
                         self._write_stack()
+                elif verb == control.STARTING and isinstance(payload, dict) and not child.ready:
+                    done = payload.get("done")
+                    if type(done) is int and done > child.start_done:  # it advanced: give it time again
+                        child.start_done = done
+                        child.ready_by = child.last_seen + self.topo.supervision.ready_timeout_s
+                        total = payload.get("total")
+                        child.start_phase = (f"{str(payload.get('phase'))[:40]} "
+                                             + (f"{100 * done / total:.0f}%" if type(total) is int and total > 0 else ""))
                 elif verb == control.STATS and isinstance(payload, dict):
                     child.stats = payload
                 elif verb == control.PROGRESS and isinstance(payload, dict):
@@ -342,23 +363,29 @@ class Launcher:
         self.topo = self.topo.replace_endpoints(resolved)
         return True
 
-    def _await(self, done: Callable[[], bool], names: list[str], timeout_s: float = READY_TIMEOUT_S) -> bool:
+    def _await(self, done: Callable[[], bool], names: list[str]) -> bool:
         """Pump until ``done()``; False (the failure recorded) if a child dies meanwhile, the run
-        is interrupted, or ``names`` are not all ready within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
+        is interrupted, or one of ``names`` is not ready in time (``Child.ready_by``)."""
         while not done():
             dead = self._unexpected_exits()  # while starting, any exit ends the run
             for c in dead:
                 self._fail(c, c.exit_reason)
             if self.interrupts or dead or self._remote_failure():
                 return False
-            if time.monotonic() >= deadline:
-                for n in names:
-                    if not self.children[n].ready:
-                        self._fail(self.children[n], f"not ready within {timeout_s:.0f} s")
+            now = time.monotonic()
+            late = [self.children[n] for n in names if not self.children[n].ready and now >= self.children[n].ready_by]
+            for c in late:
+                self._fail(c, self._not_ready(c))
+            if late:
                 return False
             self._pump(0.05)
         return True
+
+    def _not_ready(self, c: Child) -> str:
+        wait = self.topo.supervision.ready_timeout_s
+        if c.start_phase:
+            return f"not ready: its start ({c.start_phase}) stopped advancing for {wait:g} s"
+        return f"not ready within {wait:g} s (supervision.ready_timeout_s)"
 
     def _remote_failure(self) -> bool:
         """Whether another host's share of the run failed (a multi-host launcher knows)."""
@@ -384,16 +411,19 @@ class Launcher:
         why = "killed: no heartbeat" if c.unresponsive else c.exit_reason
         policy = self.topo.restart_policy(c.name)
         recent = [t for t in c.restarts if now - t < policy.window_s]
+        tail = c.tail(LOG_TAIL_LINES)
         if policy.policy == "never" or len(recent) >= policy.max_restarts:
+            c.end_life(now - self._t0, why, None, tail)
             self._fail(c, why if policy.policy == "never" else
                        f"{why}; gave up after {len(recent)} restarts within {policy.window_s:g} s")
             return False
         delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** len(recent))
+        c.end_life(now - self._t0, why, delay, tail)
         c.restart_at = now + delay
         self._event(c, f"{why}; restarting in {delay:g} s")
         if c.faulted_life != len(c.restarts):  # not the life a declared fault hit
             self.recovered.append({"process": c.name, "life": len(c.restarts) + 1, "exit_code": c.exit_code,
-                                   "reason": why, "t_s": round(now - self._t0, 3), "log_tail": c.tail(LOG_TAIL_LINES)})
+                                   "reason": why, "t_s": round(now - self._t0, 3), "log_tail": tail})
         self._write_stack()
         return True
 
@@ -405,9 +435,9 @@ class Launcher:
                 if "--life" in argv:
                     del argv[argv.index("--life"):argv.index("--life") + 2]
                 c.argv = [*argv, "--life", str(len(c.restarts) + 1)]  # it joins streams already running
-                c.start(self._child_env())
+                c.start(self._child_env(), now - self._t0)
                 c.last_seen = now
-                c.ready_by = now + READY_TIMEOUT_S
+                c.ready_by = now + self.topo.supervision.ready_timeout_s
                 self._event(c, f"restarted (restart {len(c.restarts)})")
                 self._write_stack()
 
@@ -421,7 +451,7 @@ class Launcher:
             if not c.ready:
                 if c.restarts and now > c.ready_by and not c.unresponsive:
                     c.unresponsive = True
-                    self._event(c, f"not ready {READY_TIMEOUT_S:.0f} s after its restart; killing it")
+                    self._event(c, f"{self._not_ready(c)} after its restart; killing it")
                     c.send_signal(signal.SIGKILL)
                 continue
             silent = now - c.last_seen
@@ -629,14 +659,14 @@ class Launcher:
         sent (their processes, failures, events and journal records) for a combined one."""
         duration = (self.stream_stopped - self.stream_started) if self.stream_started else 0.0
         journal_path = self.run_dir / journal.FILENAME
-        records = sum(1 for _ in journal.read(journal_path)) if journal_path.exists() else 0
+        records = journal.count(journal_path) if journal_path.exists() else 0
         merged = sorted([*self.events, *events], key=lambda e: e["t_s"]) if events else self.events
         if self.control is not None:  # what local clients without the run's token sent the control socket
             self.me.stats = {"counters": {"control_messages_refused": self.control.foreign}}
         return report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
                             [*self.children.values(), *others], records + journal_records,
                             [*self.failures, *failures], launcher=self.me, window=self._window(), events=merged,
-                            recovered=self.recovered)
+                            recovered=self.recovered, ended_s=time.monotonic() - self._t0)
 
     def _window(self) -> tuple[float, float] | None:
         """The streaming phase in the samples' time base (seconds since this launcher began)."""
@@ -644,12 +674,18 @@ class Launcher:
 
     def _finish(self, code: int) -> int:
         """Write the report; the run's exit code."""
-        self._write_report(self._report(code), [self.me, *self.children.values()])
-        return code
+        written = self._write_report(self._report(code), [self.me, *self.children.values()])
+        return code if written else 1
 
-    def _write_report(self, rep: dict[str, Any], children: Sequence[Child]) -> None:
-        report.write(self.run_dir, rep, children)
+    def _write_report(self, rep: dict[str, Any], children: Sequence[Child]) -> bool:
+        """Print the summary and write the report files; False if the disk refused them (the run
+        then fails: no run may look like a success that left no report)."""
         print(report.summary(rep), flush=True)
+        try:
+            report.write(self.run_dir, rep, children)
+        except OSError as exc:  # the disk filled during the run: the summary above is all there is
+            log.error("report not written to %s (%s); free space there", self.run_dir, exc.strerror)
+            return False
         print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)
         try:
             from zmqtrade import htmlreport
@@ -657,3 +693,4 @@ class Launcher:
             print(f"        {htmlreport.render(self.run_dir)}", flush=True)
         except Exception as exc:  # the run's data are written; a page that failed to draw is no failure
             log.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+        return True

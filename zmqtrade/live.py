@@ -42,8 +42,13 @@ def row(c: Child) -> dict[str, Any]:
         orders = f"{counters.get('orders_acked', 0)}/{counters.get('orders_sent', 0)}"
     elif c.kind == "ordermanager":
         orders = f"{counters.get('orders_filled', 0)} filled"
+    state = "" if c.running else "exited"
+    if c.running and not c.ready and c.start_phase:
+        state = c.start_phase  # e.g. "replaying the journal 40%"
+    if c.restarts:
+        state = ", ".join(x for x in (f"life {len(c.restarts) + 1}", state) if x)
     return {
-        "name": c.name, "kind": c.kind, "running": c.running,
+        "name": c.name, "kind": c.kind, "running": c.running, "state": state,
         "cpu": sample.cpu_percent if sample else 0.0,
         "rss_mb": sample.rss_bytes / 1e6 if sample else 0.0,
         "rate": per_s, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
@@ -118,11 +123,14 @@ class LiveView:
                               ("msgs/s", "right"), ("gaps", "right"), ("orders", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for r in rows:
-            table.add_row(r["name"] + ("" if r["running"] else " (exited)"), r["kind"], f"{r['cpu']:.0f}",
+            table.add_row(r["name"] + (f" ({r['state']})" if r["state"] else ""), r["kind"], f"{r['cpu']:.0f}",
                           f"{r['rss_mb']:.1f}", f"{r['rate']:,.0f}", str(r["gaps"]), r["orders"])
         return table
 
     def _line(self, rows: list[dict[str, Any]]) -> str:
-        parts = [f"{r['name']} {r['rate']:,.0f}/s cpu {r['cpu']:.0f}%" + (f" gaps {r['gaps']}" if r["gaps"] else "")
-                 + (f" orders {r['orders']}" if r["orders"] else "") for r in rows]
+        parts = []
+        for r in rows:
+            state = f" ({r['state']})" if r["state"] else ""
+            parts.append(f"{r['name']}{state} {r['rate']:,.0f}/s cpu {r['cpu']:.0f}%"
+                         + (f" gaps {r['gaps']}" if r["gaps"] else "") + (f" orders {r['orders']}" if r["orders"] else ""))
         return f"progress | {self._elapsed()} | " + " | ".join(parts)

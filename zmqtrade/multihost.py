@@ -29,7 +29,7 @@ import zmq
 
 from zmqtrade import peering, security
 from zmqtrade.child import Child, RecordedChild
-from zmqtrade.launcher import (EXIT_RECOVERED, READY_TIMEOUT_S, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels,
+from zmqtrade.launcher import (EXIT_RECOVERED, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, start_levels,
                                stop_stages)
 from zmqtrade.peering import ClockSync
 from zmqtrade.topology import BINDERS, Topology, launcher_key
@@ -238,7 +238,8 @@ class LeadLauncher(Launcher):
                   lambda p: i in p.levels)
         if not super()._start_level(i, level):
             return False
-        if not self._wait_for(remote, lambda p: i in p.levels, READY_TIMEOUT_S + 5, f"start level {i} not ready"):
+        if not self._wait_for(remote, lambda p: i in p.levels, self.topo.supervision.ready_timeout_s + 5,
+                              f"start level {i} not ready"):
             return False
         for h in remote:
             self.topo = self.topo.replace_endpoints(data_endpoints(self.peers[h].levels[i]))
@@ -294,8 +295,7 @@ class LeadLauncher(Launcher):
         hosts = {self.host or "": self._host_entry("lead", self.run_dir, {}, code=code), **hosts}
         rep = self._report(code, others, failures, events, records)
         rep["hosts"] = hosts
-        self._write_report(rep, [self.me, *self.children.values(), *others])
-        return code
+        return code if self._write_report(rep, [self.me, *self.children.values(), *others]) else 1
 
     def _host_entry(self, role: str, run_dir: Any, sync: dict[str, Any], received: bool = True,
                     code: int | None = None) -> dict[str, Any]:

@@ -16,7 +16,10 @@ it to a private book, as the orderbook would, before the orders of each wake-up.
 
 A restarted order manager rebuilds from the journal before it binds: positions, the next
 order id, and the duplicate filter (the newest ``replies_kept`` fills). So a strategy re-sending
-an order that was filled just before a crash gets the original fill, not a second one.
+an order that was filled just before a crash gets the original fill, not a second one. It starts
+from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
+only the journal after it, so a restart costs what the state holds, not what the run did; while
+it replays it tells the launcher how far it is, so a long replay is not taken for a hang.
 
 The filter forgets by age, not by client order id: an order it holds no answer for is refused
 as too old to replay only if it was decided (its ``decide_ts``, which a re-send keeps) no later
@@ -35,9 +38,9 @@ from typing import Sequence
 
 import zmq
 
-from zmqtrade import clock, journal, sockets, wire
+from zmqtrade import checkpoint, clock, journal, sockets, wire
 from zmqtrade.book import Book, segment_name
-from zmqtrade.journal import FILENAME, Journal, JournalError
+from zmqtrade.journal import FILENAME, Journal, JournalError, Position
 from zmqtrade.risk import RiskBook
 from zmqtrade.orderbook import PRICES, TickApplier
 from zmqtrade.service import LOG_DATEFMT, SeqCheck, Service, serve
@@ -92,15 +95,15 @@ class OrderManager(Service):
         self._log_text: list[str] = []                # formatted lines waiting to be written
         self._log_due = 0.0                           # when the oldest of those must be written
         self._log_second, self._log_stamp = -1, ""
-        self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0,
-                             duplicate_orders=0, replies_undeliverable=0, journal_replayed=0)
-        self.journal = self.own(Journal(self.args.run_dir / FILENAME, om.fsync, self.replay))
-        self._fresh.clear()
-        if self.journal.recovered:
-            self.counters["journal_replayed"] = self.journal.recovered
-            self.log.info("rebuilt from the journal: %d fills, next order id %d%s", self.journal.recovered,
-                          self.next_order_id, f" (cut a torn last record of {self.journal.torn_bytes} bytes)"
-                          if self.journal.torn_bytes else "")
+        self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
+                             replies_undeliverable=0, journal_replayed=0, checkpoint_records=0)
+        self._recover()
+        self.checkpoints: checkpoint.Writer | None = None
+        if om.checkpoint_every_s:
+            self.checkpoints = self.own(checkpoint.Writer(self.args.run_dir, self.journal.fd, om.replies_kept))
+        self._checkpointed = -1 if self.counters["journal_replayed"] else self.journal.size
+        """The journal size of the newest checkpoint: the state is checkpointed when they differ."""
+        self._next_checkpoint = 0.0
         key = "ordermanager.endpoint"
         self.router = self.track(sockets.router(self.ctx, self.topo.bind_endpoint(key), curve=self.curve(key),
                                                 heartbeat=self.heartbeat))
@@ -116,17 +119,66 @@ class OrderManager(Service):
         self.price_eos = self.price_eos or eos
         self.applier.apply(msgs, [])
 
+    def _recover(self) -> None:
+        """Rebuild what the previous lives decided: from the checkpoint if it matches the journal,
+        then the journal after it; or the whole journal."""
+        path = self.args.run_dir / FILENAME
+        state, why = checkpoint.load(self.args.run_dir, path)
+        start = Position()
+        self._positions_from = 0  # records before this only rebuild the duplicate filter
+        if why:
+            self.log.warning("checkpoint set aside, replaying the whole journal: %s", why)
+        if state is not None:
+            self.next_order_id = state.next_order_id
+            self.risk.positions.update(state.positions)
+            self.forgotten.update(state.forgotten)
+            start, self._positions_from = state.window, state.at.records
+            self.counters["checkpoint_records"] = state.at.records
+        self._replay_index = start.records
+        self._replay_started = time.monotonic()
+        self.journal = self.own(Journal(path, self.topo.ordermanager.fsync, self.replay, start, self._replay_progress))
+        replayed = self.journal.records - self._positions_from
+        self.counters["journal_replayed"] = replayed
+        if self.journal.records:
+            self.log.info("rebuilt %d fills%s in %.2f s, next order id %d%s", self.journal.records,
+                          f" (checkpoint of {self._positions_from}, then {replayed} replayed)" if state else "",
+                          time.monotonic() - self._replay_started, self.next_order_id,
+                          f"; cut a torn last record of {self.journal.torn_bytes} bytes" if self.journal.torn_bytes else "")
+
+    def _replay_progress(self, done: int, total: int) -> None:
+        self.starting("replaying the journal", done, total)
+
+    def snapshot(self) -> checkpoint.State:
+        """The state as of the journal's end (between commits: every decided fill is written)."""
+        return checkpoint.State(self.journal.position, Position(), self.next_order_id, dict(self.risk.positions),
+                                dict(self.forgotten))
+
+    def periodic(self) -> None:
+        """A checkpoint every ``checkpoint_every_s`` while fills are journaled (written aside, on
+        the checkpoint thread)."""
+        if self.checkpoints is None or self._records:
+            return
+        now = time.monotonic()
+        if now >= self._next_checkpoint and self.journal.size != self._checkpointed:
+            self._next_checkpoint = now + self.topo.ordermanager.checkpoint_every_s
+            self._checkpointed = self.journal.size
+            self.checkpoints.submit(self.snapshot())
+        self._count_checkpoints()
+
     def replay(self, rec: dict) -> None:
-        """Rebuild positions, order ids and the duplicate filter from a previous life's record."""
+        """Rebuild positions, order ids and the duplicate filter from a previous life's record
+        (only the filter, for the records a checkpoint's positions already hold)."""
+        self._replay_index += 1
         try:
             o = journal.as_order(rec)
-            self.risk.apply(o)
+            if self._replay_index > self._positions_from:
+                self.risk.apply(o)
         except (KeyError, TypeError) as exc:
             raise JournalError(f"{self.args.run_dir / FILENAME}: a record without a valid {exc} field; "
                                f"not replayed (move the journal aside to start afresh)") from None
         recv_ts = rec["recv_ts"]
-        self._remember((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"],
-                                                 recv_ts, recv_ts), min(rec.get("decide_ts", recv_ts), recv_ts))
+        self._keep((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"], recv_ts, recv_ts),
+                   min(rec.get("decide_ts", recv_ts), recv_ts))
         self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
 
     def _reply(self, identity: bytes, body: bytes) -> None:
@@ -147,18 +199,22 @@ class OrderManager(Service):
             return f"price must be > 0, got {o.price!r}"
         return None
 
-    def _remember(self, key: tuple[str, int], reply: list | tuple, age_ns: int) -> list | tuple:
+    def _remember(self, key: tuple[str, int], reply: list, age_ns: int) -> list:
+        """Keep this batch's ``reply`` for re-sends (:meth:`_keep`). The list is stamped at commit
+        and then stored as a tuple of plain values, which the cyclic garbage collector stops
+        tracking: a cache of lists made every full collection walk tens of thousands of objects,
+        a multi-millisecond pause seen as p99 latency."""
+        self._fresh.append((key, reply))
+        return self._keep(key, reply, age_ns)
+
+    def _keep(self, key: tuple[str, int], reply: list | tuple, age_ns: int) -> list | tuple:
         """Keep ``reply`` for re-sends; past ``replies_kept``, forget the oldest but not its age.
 
-        The list is stamped at commit and then stored as a tuple of plain values, which the
-        cyclic garbage collector stops tracking: a cache of lists made every full collection
-        walk tens of thousands of objects, a multi-millisecond pause seen as p99 latency.
         The oldest is found in ``_kept``, not as ``next(iter(replies))``: a dict emptied from the
         front skips its deleted entries on every such call (a quarter of the CPU at 10k orders/s).
         """
         replies = self.replies
         replies[key] = reply
-        self._fresh.append((key, reply))
         self._kept.append((key, age_ns))
         if len(replies) > self.topo.ordermanager.replies_kept:
             old, age = self._kept.popleft()
@@ -375,6 +431,14 @@ class OrderManager(Service):
         self.write_log()
         if self.prices is not None:
             self.price_seq.end(self.price_eos)
+        if self.checkpoints is not None:  # the next life starts here, replaying nothing
+            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None)
+            self._count_checkpoints()
+
+    def _count_checkpoints(self) -> None:
+        self.counters["checkpoints_written"] = self.checkpoints.written
+        if self.checkpoints.failed:
+            self.counters["checkpoint_failures"] = self.checkpoints.failed
 
 
 def _shown(text: str) -> str:

@@ -10,6 +10,11 @@
             assert quote.bid < quote.ask
         assert stack.report["counters"]["tick_gaps"] == 0
 
+A run that goes wrong fails the test by itself, saying why: a launcher that refused the
+topology or ended without a report, and any process that failed or exited unexpectedly (even
+one a restart recovered), with its reason and last log lines. A test about failures says which
+processes may fail: ``allow_failures=["trend"]`` (or ``True`` for any).
+
 Registered through the ``pytest11`` entry point, so installing zmqtrade is enough. Every
 endpoint of the topology is moved to a port the OS picks (or, with ``transport="ipc"``, to a
 socket file in the test's tmp dir), so tests never collide; a multi-host topology runs with
@@ -25,21 +30,48 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Union
 
 import pytest
 
 READY_TIMEOUT_S = 60.0
+OUTPUT_TAIL = 3000
+"""Characters of the launcher's output shown when a run fails without a report."""
+Allowed = Union[bool, Iterable[str]]
 
 
 class StackRun:
     """One launcher run: its report, logs and journal once finished; its book while live."""
 
-    def __init__(self, run_dir: Path, proc: subprocess.Popen) -> None:
+    def __init__(self, run_dir: Path, proc: subprocess.Popen, output_path: Path) -> None:
         self.run_dir = run_dir
         self.proc = proc
+        self.output_path = output_path
+        """The launcher's own output (its summary, or why it refused to start)."""
         self.exit_code: int | None = None
         self._book: Any = None
+
+    @property
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
+
+    def check(self, allow_failures: Allowed = False) -> None:
+        """Fail the test if the run went wrong in a way it did not allow (see the module's doc)."""
+        __tracebackhide__ = True
+        if not (self.run_dir / "report.json").exists():
+            pytest.fail(f"zmqtrade: the launcher exited {self.exit_code} without a report; its output "
+                        f"({self.output_path}):\n{self.output[-OUTPUT_TAIL:]}", pytrace=False)
+        if allow_failures is True:
+            return
+        allowed = set() if allow_failures is False else set(allow_failures)
+        bad = [f for f in self.failures if f.get("process") not in allowed]
+        if bad:
+            lines = [f"zmqtrade: {len(bad)} unexpected process exit(s) in {self.run_dir} "
+                     f"(launcher exit {self.exit_code}; allow_failures=[...] if the test expects them):"]
+            for f in bad:
+                lines.append(f"  {f.get('process')}: {f.get('reason')}")
+                lines.extend(f"    | {line}" for line in (f.get("log_tail") or [])[-8:])
+            pytest.fail("\n".join(lines), pytrace=False)
 
     # ------------------------------------------------------------------ after the run
     @property
@@ -144,48 +176,57 @@ class StackFactory:
         argv += _all_here(topology)
         for key, value in (set or {}).items():
             argv += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-        log = open(self.tmp_path / f"zmqtrade-launcher-{n}.out", "wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        log.close()
-        run = StackRun(run_dir, proc)
-        run.launcher_output = self.tmp_path / f"zmqtrade-launcher-{n}.out"  # type: ignore[attr-defined]
+        out = self.tmp_path / f"zmqtrade-launcher-{n}.out"
+        with open(out, "wb") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        run = StackRun(run_dir, proc, out)
         self.runs.append(run)
         return run
 
     def __call__(self, topology: str | Path, set: Mapping[str, Any] | None = None, duration: float = 3.0,
-                 transport: str = "tcp", env: Mapping[str, str] | None = None, timeout: float = 120.0) -> StackRun:
-        """Run a topology for ``duration`` seconds and return the finished run."""
+                 transport: str = "tcp", env: Mapping[str, str] | None = None, timeout: float = 120.0,
+                 allow_failures: Allowed = False) -> StackRun:
+        """Run a topology for ``duration`` seconds and return the finished run (failing the test
+        if it went wrong and ``allow_failures`` does not cover it)."""
+        __tracebackhide__ = True
         run = self._start(topology, set, duration, transport, env)
         try:
             run.exit_code = run.proc.wait(duration + timeout)
         except subprocess.TimeoutExpired:
             run.stop()
+        run.check(allow_failures)
         return run
 
     class _Live:
-        def __init__(self, run: StackRun) -> None:
+        def __init__(self, run: StackRun, allow_failures: Allowed) -> None:
             self.run = run
+            self.allow_failures = allow_failures
 
         def __enter__(self) -> StackRun:
             deadline = time.monotonic() + READY_TIMEOUT_S
             stack_file = self.run.run_dir / "stack.json"
             while not stack_file.exists():
                 if self.run.proc.poll() is not None:
-                    out = self.run.launcher_output.read_text(errors="replace")  # type: ignore[attr-defined]
-                    raise RuntimeError(f"the stack did not start (exit {self.run.proc.returncode}):\n{out[-3000:]}")
+                    self.run.exit_code = self.run.proc.returncode
+                    self.run.check(self.allow_failures)  # fails the test, saying why
+                    raise RuntimeError(f"the stack ended before it was ready (exit {self.run.exit_code}):\n"
+                                       f"{self.run.output[-OUTPUT_TAIL:]}")
                 if time.monotonic() > deadline:
                     self.run.stop()
                     raise TimeoutError(f"the stack was not ready within {READY_TIMEOUT_S} s")
                 time.sleep(0.05)  # polling for the launcher's readiness file, bounded by the deadline
             return self.run
 
-        def __exit__(self, *exc: object) -> None:
+        def __exit__(self, exc_type: type | None, *exc: object) -> None:
+            __tracebackhide__ = True
             self.run.stop()
+            if exc_type is None:  # the block's own failure is the one to show
+                self.run.check(self.allow_failures)
 
     def live(self, topology: str | Path, set: Mapping[str, Any] | None = None, transport: str = "tcp",
-             env: Mapping[str, str] | None = None) -> "StackFactory._Live":
+             env: Mapping[str, str] | None = None, allow_failures: Allowed = False) -> "StackFactory._Live":
         """A running stack (until the ``with`` block ends), ready when the block starts."""
-        return self._Live(self._start(topology, set, 0, transport, env))
+        return self._Live(self._start(topology, set, 0, transport, env), allow_failures)
 
     def cleanup(self) -> None:
         for run in self.runs:

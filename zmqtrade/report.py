@@ -74,7 +74,8 @@ def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
 def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
           children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
           launcher: Child | None = None, window: tuple[float, float] | None = None,
-          events: list[dict[str, Any]] = (), recovered: list[dict[str, Any]] = ()) -> dict[str, Any]:
+          events: list[dict[str, Any]] = (), recovered: list[dict[str, Any]] = (),
+          ended_s: float = 0.0) -> dict[str, Any]:
     children = list(children)
     processes: dict[str, Any] = {}
     for c in ([launcher] if launcher else []) + children:
@@ -89,6 +90,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
             "counters": (c.stats or {}).get("counters", {}),
             **({"earlier_lives": c.earlier_lives} if c.earlier_lives else {}),
             **({"acked_ids": c.stats["acked_ids"]} if c.stats and "acked_ids" in c.stats else {}),
+            **({"lives": c.lives_record(ended_s)} if c is not launcher else {}),
         }
     counts = totals(children)
     counts["journal_records"] = journal_records
@@ -100,6 +102,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "source": source,
         "run_dir": str(run_dir),
         "duration_s": round(duration_s, 3),
+        "window_s": [round(t, 3) for t in window] if window else None,
         "exit_code": exit_code,
         "failures": failures,
         "recovered": list(recovered),
@@ -135,6 +138,15 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f}"
 
 
+def life_text(life: Mapping[str, Any]) -> str:
+    """One life on one line: 'life 2 pid 123  1.20-3.40 s  killed by SIGKILL; restarted after 0.2 s'."""
+    end = "" if life.get("ended_s") is None else f"{life['ended_s']:.2f}"
+    how = life.get("reason") or "running"
+    if life.get("restart_delay_s") is not None:
+        how += f"; restarted after {life['restart_delay_s']:g} s"
+    return f"life {life['life']} pid {life['pid']}  {life['started_s']:.2f}-{end} s  {how}"
+
+
 def summary(report: Mapping[str, Any]) -> str:
     """The human summary printed at the end of a run."""
     lines = [f"run {report['topology']}: {report['duration_s']:.1f} s streaming, exit {report['exit_code']}",
@@ -167,6 +179,11 @@ def summary(report: Mapping[str, Any]) -> str:
     if report.get("events"):
         lines += ["", "  supervision"]
         lines += [f"  {e['t_s']:>8.2f} s  {e['process']} (pid {e['pid']}) {e['event']}" for e in report["events"]]
+    restarted = {n: p["lives"] for n, p in report["processes"].items() if len(p.get("lives") or []) > 1}
+    if restarted:
+        lines += ["", "  lives (seconds since launch)"]
+        for name, lives in restarted.items():
+            lines += [f"  {name:<14}{life_text(life)}" for life in lives]
     for r in report.get("recovered", []):
         lines.append(f"  RESTARTED {r['process']} (life {r['life']} ended at {r['t_s']:.2f} s): {r['reason']}")
         lines += [f"    | {line}" for line in r["log_tail"][-3:]]

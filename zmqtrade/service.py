@@ -42,7 +42,13 @@ SEQ_WINDOW = 1 << 40
 no run publishes 10^12 ticks, while real gaps (100k-message HWMs of up to 512 ticks) stay far below."""
 REJOIN_AFTER_S = 1.0
 """A subscriber disconnected this long without libzmq retrying is connected again by hand."""
+STARTING_EVERY_S = 0.5
+"""How often a process in a long start (a journal replay) tells the launcher how far it is."""
 T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """Told to stop while still starting (raised out of :meth:`Service.starting`)."""
 
 
 class SeqCheck:
@@ -129,6 +135,8 @@ class Service:
         self.ctx = ctx
         self.log = logging.getLogger(f"zmqtrade.{name}")
         self.stopping = False
+        self.running = False
+        """In ``run()``: past the start, so a failure now stops a running process."""
         self.link: control.ControlLink | None = None
         self.counters: dict[str, int] = {"malformed_messages": 0}
         self.publishers: list[zmq.Socket] = []
@@ -137,6 +145,7 @@ class Service:
         self._watched: list[list[Any]] = []  # [SUB, endpoint, its monitor, disconnected since]
         self._next_progress = 0.0
         self._next_heartbeat = 0.0
+        self._next_starting = 0.0
         self._poller: Poller | None = None
         """The event loop's poller (:meth:`poller`), told about sends that may hide input."""
         self.heartbeat = len(topo.hosts_used()) > 1
@@ -236,6 +245,17 @@ class Service:
             self.link.send(control.HEARTBEAT, None, block=False)
         if self._poller is not None:
             self._poller.touched(self.link.sock)
+
+    def starting(self, phase: str, done: int, total: int) -> None:
+        """Say how far a long start (``phase``) is, at most every STARTING_EVERY_S: the launcher
+        waits for a process whose start advances. Raises Stopped when a stop came meanwhile
+        (SIGTERM, or ``stop`` from the launcher), so a long start is never waited out."""
+        if self.stop_requested():
+            raise Stopped(phase)
+        now = time.monotonic()
+        if now >= self._next_starting and self.link is not None:
+            self._next_starting = now + STARTING_EVERY_S
+            self.link.send(control.STARTING, {"phase": phase, "done": done, "total": total}, block=False)
 
     def service_control(self) -> None:
         """Act on a pending launcher command; call when the control socket is readable."""
@@ -490,9 +510,13 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
         svc.link.send(control.READY, {"pid": os.getpid(), "endpoints": bound, **placement.describe()})
         log.info("ready (pid %d)%s", os.getpid(), "".join(f" {k}={v}" for k, v in bound.items()))
         if svc._wait_start():
+            svc.running = True
             svc.run()
         svc.link.send(control.STATS, svc.stats())
         log.info("done: %s", " ".join(f"{k}={v}" for k, v in svc.counters.items()))
+        return 0
+    except Stopped as exc:
+        log.info("stopped while %s", exc)
         return 0
     except TimeoutError as exc:
         if svc.stopping:  # told to stop while waiting for a publisher (the run ended meanwhile)
@@ -503,8 +527,8 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
     except zmq.ZMQError as exc:
         log.error("socket error while starting: %s (is an endpoint in use by another run?)", exc)
         return 1
-    except ResourceError as exc:  # a book or journal we must not run on; the message says why
-        log.error("cannot start: %s", exc)
+    except ResourceError as exc:  # a book or journal we must not run on (or write to); the message says why
+        log.error("%s: %s", "stopped" if svc.running else "cannot start", exc)
         return 1
     except security.SecurityError as exc:
         log.error("cannot load CURVE keys: %s", exc)

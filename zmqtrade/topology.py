@@ -146,6 +146,9 @@ class Supervision:
 
     heartbeat_s: float = field(default=0.2, metadata=_key("heartbeat_s", check=_positive))
     liveness_s: float = field(default=2.0, metadata=_key("liveness_s", check=_positive))
+    ready_timeout_s: float = field(default=30.0, metadata=_key("ready_timeout_s", check=_positive))
+    """A starting process must be ready this long after it starts, or after its last report that
+    its start advanced (an order manager replaying a journal reports every 0.5 s)."""
     restart: Restart = Restart()
 
 
@@ -241,6 +244,9 @@ class OrderManager:
     """When the journal is flushed to disk: never (the default: each record is in the kernel
     before its ack, so an acked order survives a killed process, any process, but not a power
     cut), once per group commit, or before each order's ack (both before any of their acks)."""
+    checkpoint_every_s: float = field(default=1.0, metadata=_key("checkpoint_every_s", check=_non_negative))
+    """How often the state a restart rebuilds is checkpointed while fills come (0: never, and a
+    restart replays the whole journal)."""
     restart: Restart | None = None
     host: str = LOCAL
     cpus: tuple[int, ...] | None = field(default=None, metadata=_key("cpus", check=_cpu))
