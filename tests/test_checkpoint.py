@@ -149,9 +149,9 @@ def test_the_filter_window_is_counted_back_from_the_checkpoint_across_reads(tmp_
 def test_a_checkpoint_write_leaves_no_temporary_file_and_survives_being_read_back(tmp_path):
     j = Journal(tmp_path / journal.FILENAME)
     j.append_lines(fills(4))
-    w = checkpoint.Writer(tmp_path, j.fd, replies_kept=2)
+    w = checkpoint.Writer(tmp_path, j.fd)
     state = checkpoint.State(j.position, Position(), 5, {("trend", "AAPL"): 0, ("rsi", "MSFT"): -3}, {"trend": 7})
-    w.close(state)
+    w.close(state, kept=2)
     j.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint.FILENAME, journal.FILENAME]
     back, why = checkpoint.load(tmp_path, tmp_path / journal.FILENAME)

@@ -328,7 +328,7 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
     assert router.poll(10_000)
     identity, body = router.recv_multipart()
     o = wire.as_order(wire.unpack(body)[1])
-    assert identity.startswith(b"trend.") and len(identity) == len("trend.") + 16
+    assert identity[:1] == b"\x00" and len(identity) == 5  # no id of its own: the ROUTER named the connection
     assert (o.strategy, o.symbol, o.side, o.qty, o.price) == ("trend", "AAPL", "BUY", 7, 101.0)
     assert o.clordid > time.monotonic_ns() - 60_000_000_000  # ids start from the monotonic clock (us x 1000)
     assert (o.tick_ts, o.book_ts) == (123_456, 654_321)
@@ -429,18 +429,83 @@ def test_ordermanager_forgets_old_answers_but_never_fills_twice(write_topology, 
     assert len(list(journal.read(tmp_path / journal.FILENAME))) == 30
 
 
+def test_ordermanager_keeps_answers_for_replies_kept_s_not_for_a_count(write_topology, component, book, ctx,
+                                                                        tmp_path):
+    """Answers expire by age: many orders do not push one out while it is young, and it goes
+    once older than replies_kept_s; the count bound only caps memory, and says when it bit."""
+    ep = f"ipc://{tmp_path}/om.ipc"
+    topo = write_topology({"ordermanager": {"endpoint": ep, "replies_kept_s": 0.4},
+                           "strategies": {"trend": {"order_timeout_s": 0.02}, "meanrev": {"order_timeout_s": 0.02}}})
+    book.write(book.index["AAPL"], 99.5, 100.5, 100.0, 10, 1, 1, time.monotonic_ns())
+    om = component("ordermanager", topo, book.name)
+    om.expect("ready")
+    om.start()
+    d = sockets.dealer(ctx, ep, "trend.1")
+    decided = time.monotonic_ns()
+    first = ask(d, order(1, qty=1, decide_ts=decided))
+    for cid in range(2, 200):  # far more answers than the old default count of 16 would have kept
+        assert ask(d, order(cid, qty=1, side="SELL" if cid % 2 else "BUY", decide_ts=time.monotonic_ns())).filled
+    assert ask(d, order(1, qty=1, decide_ts=decided)) == first  # young: still the original answer
+    time.sleep(0.5)  # the age under test passes (no event marks it): not a synchronisation
+    assert ask(d, order(500, qty=1, decide_ts=time.monotonic_ns())).filled  # a new answer sweeps the old out
+    old = ask(d, order(1, qty=1, decide_ts=decided))
+    assert (old.status, old.order_id) == ("rejected", 0) and "too old to replay" in old.detail
+    c = om.stop()["counters"]
+    d.close()
+    assert (c["orders_filled"], c["replies_forgotten_early"]) == (200, 0)
+
+
+def test_a_client_order_id_ahead_of_the_clock_is_refused_and_remembered_nowhere(write_topology, component, book,
+                                                                                 ctx, tmp_path):
+    om, ep = started_ordermanager(write_topology, component, book, tmp_path)
+    d = sockets.dealer(ctx, ep, "trend.1")
+    ahead = ask(d, order(2**63 - 1, qty=1, decide_ts=time.monotonic_ns()))
+    assert ahead.status == "rejected" and "is ahead of the clock" in ahead.detail
+    again = ask(d, order(2**63 - 1, qty=1, decide_ts=time.monotonic_ns()))
+    assert again.status == "rejected" and "is ahead of the clock" in again.detail  # not a "duplicate"
+    now_id = time.monotonic_ns() // 1000 * 1000  # as a strategy numbers its orders
+    assert ask(d, order(now_id, qty=1, decide_ts=time.monotonic_ns())).filled
+    assert ask(d, order(7, qty=1, decide_ts=time.monotonic_ns())).filled  # small ids are fine: not ahead
+    c = om.stop()["counters"]
+    d.close()
+    assert (c["orders_ahead_of_clock"], c["orders_filled"], c["duplicate_orders"]) == (2, 2, 0)
+
+
+def test_a_second_connection_with_a_clients_routing_id_gets_nothing_of_its_route(write_topology, component, book,
+                                                                                   ctx, tmp_path):
+    """No handover: an impostor connecting with a connected client's routing id is ignored (its
+    orders unheard) and the client keeps its replies. Strategies set no id at all: the ROUTER
+    names each connection, and each gets its own replies."""
+    om, ep = started_ordermanager(write_topology, component, book, tmp_path)
+    real = sockets.dealer(ctx, ep, "trend.5e1f")
+    assert ask(real, order(1, qty=1)).filled
+    impostor = sockets.dealer(ctx, ep, "trend.5e1f")
+    impostor.send(order(2, qty=1))
+    assert ask(real, order(3, qty=1)).order_id == 2  # the client's reply, to the client
+    assert not impostor.poll(300), "the impostor was answered"
+    a, b = sockets.dealer(ctx, ep), sockets.dealer(ctx, ep)  # as the strategy process connects
+    assert (ask(a, order(4, qty=1)).clordid, ask(b, order(5, qty=1)).clordid) == (4, 5)
+    c = om.stop()["counters"]
+    for sock in (real, impostor, a, b):
+        sock.close()
+    assert c["orders_filled"] == 4
+
+
 def test_a_forged_order_id_cannot_make_a_strategys_orders_too_old(write_topology, component, book, ctx, tmp_path):
     """The poisoning repro: one order naming trend with the largest id, pushed out of the filter by
-    rejects; later orders of trend, with any id, are still decided. Age comes from decide_ts."""
+    rejects; later orders of trend, with any id, are still decided. The largest id is refused up
+    front now (ahead of the clock); the largest plausible one shows age comes from decide_ts."""
     om, ep = started_ordermanager(write_topology, component, book, tmp_path, replies_kept=32)
     rogue = sockets.dealer(ctx, ep, "rogue")
     now = time.monotonic_ns
     decided = now()
-    poison = ask(rogue, order(2**63 - 1, qty=1, decide_ts=decided))
+    assert "ahead of the clock" in ask(rogue, order(2**63 - 1, qty=1, decide_ts=decided)).detail
+    big = now() + 50 * 10**9  # as far ahead as the clock check lets through
+    poison = ask(rogue, order(big, qty=1, decide_ts=decided))
     assert poison.filled
     for cid in range(40):  # rejects (qty 0) that push it out of the 32 answers kept
         assert not ask(rogue, order(10 + cid, qty=0, decide_ts=now())).filled
-    resent = ask(rogue, order(2**63 - 1, qty=1, decide_ts=decided))  # a re-send of the forgotten one
+    resent = ask(rogue, order(big, qty=1, decide_ts=decided))  # a re-send of the forgotten one
     assert (resent.status, resent.order_id) == ("rejected", 0) and "too old to replay" in resent.detail
     d = sockets.dealer(ctx, ep, "trend")
     real = [ask(d, order(cid, qty=1, side="BUY" if cid % 2 else "SELL", decide_ts=now())) for cid in (1, 2, 3)]

@@ -1,5 +1,5 @@
-"""A full disk, for real: a small tmpfs mounted in the test's tmp dir and filled up (root only;
-skipped where mounting is not allowed). A run that cannot write is refused before anything
+"""A full disk, for real: a small tmpfs mounted in the test's tmp dir and filled up, or mounted
+read-only (root only; skipped where mounting is not allowed). A run that cannot write is refused before anything
 starts; an order manager whose journal write fails acks nothing it did not journal, stops
 saying why, and a life after space was freed goes on from the intact journal."""
 from __future__ import annotations
@@ -17,13 +17,28 @@ from test_components import ask, order
 from zmqtrade import journal, sockets, wire
 
 
+def mount_tmpfs(at: Path, options: str) -> None:
+    at.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(at)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path):
     mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    mount_tmpfs(mnt, "size=4m")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path):
+    """Read-only for root too (a directory's mode bits are not, which is why the mode-bit test skips)."""
+    mnt = tmp_path / "ro"
+    mount_tmpfs(mnt, "ro,size=1m")
     try:
         yield mnt
     finally:
@@ -52,6 +67,13 @@ def test_a_run_dir_on_a_full_disk_is_refused_before_anything_starts(launch, writ
         in run.stderr
     assert "Traceback" not in run.stderr + run.output
     assert not (small_disk / "run" / "stack.json").exists()
+
+
+def test_a_run_dir_on_a_read_only_disk_is_refused_before_anything_starts(launch, write_topology, read_only_disk):
+    run = launch(str(write_topology()), "--run-dir", str(read_only_disk / "run"))
+    assert run.finish() == 2
+    assert "cannot hold a run (Read-only file system); give a --run-dir in a directory you can write to" in run.stderr
+    assert "Traceback" not in run.stderr + run.output
 
 
 def test_a_journal_write_the_disk_refuses_is_not_acked_and_stops_the_order_manager(

@@ -139,3 +139,22 @@ def test_a_hung_process_under_restart_never_is_reported_and_the_run_goes_on(laun
     assert "is responsive again" in what
     assert report["failures"] == [] and report["processes"]["trend"]["restarts"] == 0
     check_orders(report, lived_through={"trend", "meanrev"})
+
+
+def test_a_strategy_left_unanswered_while_the_order_manager_is_up_is_reported_cut_off(launch, write_topology,
+                                                                                       tmp_path):
+    """The order manager up (not restarting, not judged hung), a strategy's orders unanswered past
+    supervision.unanswered_s: an event during the run, a failure, exit 1."""
+    topo = write_topology({**LOAD, "duration_s": 6,
+                           "faults": [{"process": "ordermanager", "at_s": 1, "action": "pause", "for_s": 3}],
+                           "supervision": {**LOAD["supervision"], "liveness_s": 30, "unanswered_s": 1}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "-q")
+    assert run.finish(timeout=90) == 1, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    cut = [e for e in report["events"] if e["event"].startswith("cut off:")]
+    assert cut and cut[0]["process"] in ("trend", "meanrev") and 2 < cut[0]["t_s"] < 4.5, report["events"]
+    assert "while the order manager was up" in cut[0]["event"]
+    assert any(f["reason"].startswith("cut off:") for f in report["failures"])
+    report["journal"] = list(journal.read(run_dir / journal.FILENAME))
+    check_orders(report, lived_through={"trend", "meanrev"})  # answered in the end: nothing lost or doubled

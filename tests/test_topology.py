@@ -94,6 +94,10 @@ SINGLE_ERRORS = [
     ("qty-above-64-bits", {"strategies": {"trend": {"qty": 2**64}}}, "strategies.trend.qty",
      "does not fit in 64 bits"),
     ("fault-not-a-mapping", {"faults": [5]}, "faults[0]", "expected a mapping, got int 5"),
+    ("answers-kept-shorter-than-a-resend", {"ordermanager": {"replies_kept_s": 5},
+                                            "strategies": {"trend": {"order_timeout_s": 1}}},
+     "ordermanager.replies_kept_s", "shorter than strategy trend's longest re-send interval (16 x order_timeout_s "
+     "= 16 s)"),
     ("ipc-path-too-long", {"gateway": {"prices": "ipc:///tmp/" + "p" * 120 + ".ipc"}}, "gateway.prices",
      "the kernel takes at most 107"),
     ("bad-symbol", {"symbols": ["AAPL", "MSFT", "GOOG", "AMZN", "NO SPACES"]}, "symbols[4]",

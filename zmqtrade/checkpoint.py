@@ -1,7 +1,7 @@
 """The order manager's checkpoint: what a journal replay rebuilds, pinned to a journal position.
 
 A restart reads the checkpoint, checks it against the journal and replays only the journal
-after it (and, for the duplicate filter, the last ``replies_kept`` records before it): restart
+after it (and, for the duplicate filter, as many records before it as the filter held): restart
 time and memory follow the state, not the length of the run. The journal stays the record of
 truth. A checkpoint that does not match it (damaged, of another journal, or ahead of a journal
 a power cut shortened) is set aside, saying why, and the whole journal is replayed.
@@ -140,12 +140,11 @@ class Writer:
     """Writes checkpoints of one journal, newest first: a state submitted while one is being
     written replaces any still waiting. ``close`` writes a last one and waits for the disk."""
 
-    def __init__(self, run_dir: Path, journal_fd: int, replies_kept: int) -> None:
+    def __init__(self, run_dir: Path, journal_fd: int) -> None:
         self.path = run_dir / FILENAME
         self._fd = journal_fd
-        self._kept = replies_kept
         self._dir = run_dir
-        self._pending: State | None = None
+        self._pending: tuple[State, int] | None = None
         self._cond = threading.Condition()
         self._closing = False
         self.written = 0
@@ -153,16 +152,17 @@ class Writer:
         self._thread = threading.Thread(target=self._loop, name="checkpoint", daemon=True)
         self._thread.start()
 
-    def submit(self, state: State) -> None:
+    def submit(self, state: State, kept: int) -> None:
+        """Write ``state``; the duplicate filter held ``kept`` answers (its window: as many records)."""
         with self._cond:
-            self._pending = state
+            self._pending = (state, kept)
             self._cond.notify()
 
-    def close(self, final: State | None = None) -> None:
+    def close(self, final: State | None = None, kept: int = 0) -> None:
         """Write ``final`` (if given) after anything pending, and stop."""
         with self._cond:
             if final is not None:
-                self._pending = final
+                self._pending = (final, kept)
             self._closing = True
             self._cond.notify()
         self._thread.join()
@@ -172,18 +172,18 @@ class Writer:
             with self._cond:
                 while self._pending is None and not self._closing:
                     self._cond.wait()
-                state, self._pending = self._pending, None
+                pending, self._pending = self._pending, None
                 closing = self._closing
-            if state is not None:
-                self._write(state)
-            if closing and state is None:
+            if pending is not None:
+                self._write(*pending)
+            if closing and pending is None:
                 return
 
-    def _write(self, state: State) -> None:
+    def _write(self, state: State, kept: int) -> None:
         tmp = self.path.with_name(FILENAME + ".tmp")
         try:
             os.fdatasync(self._fd)  # the records it vouches for are on disk before it is
-            state = State(state.at, window_start(self._fd, state.at, self._kept), state.next_order_id,
+            state = State(state.at, window_start(self._fd, state.at, kept), state.next_order_id,
                           state.positions, state.forgotten)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:

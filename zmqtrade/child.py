@@ -72,6 +72,9 @@ class Child:
     start_phase: str = ""
     """What its start is doing, as it last reported (``starting``), e.g. "replaying the journal 40%"."""
     unresponsive: bool = False
+    answered: int = 0
+    answered_at: float = 0.0
+    """A strategy's orders answered (acked + rejected) as last reported, and since when (monotonic)."""
     earlier_lives: list[dict[str, int]] = field(default_factory=list)
     """The last counters each earlier life reported, so run totals include them."""
     lives: list[dict[str, Any]] = field(default_factory=list)

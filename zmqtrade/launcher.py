@@ -176,6 +176,8 @@ class Launcher:
         self.view = LiveView(topo.name, self.duration_s, interactive=live)
         self.children: dict[str, Child] = {}
         self.failures: list[dict[str, Any]] = []
+        self._cut_off: dict[str, dict[str, Any]] = {}
+        """Strategies judged cut off while running (:meth:`_check_answers`): failures at the end."""
         self.recovered: list[dict[str, Any]] = []
         """Unexpected exits the restart policy recovered from (a declared fault's are not): the
         run went on, but it did not run as written, so it ends with EXIT_RECOVERED, not 0."""
@@ -464,6 +466,29 @@ class Launcher:
                     c.send_signal(signal.SIGCONT)  # a stopped process cannot act on the kill's exit otherwise
                     c.send_signal(signal.SIGKILL)
 
+    def _check_answers(self, now: float) -> None:
+        """A strategy with orders in flight that hears no answer for ``supervision.unanswered_s``
+        while the order manager is up is cut off (its route taken, its replies lost): reported at
+        once, and the run fails. Judged from the progress it reports (sent, acked, rejected)."""
+        bound = self.topo.supervision.unanswered_s
+        managers = [c for c in self.children.values() if c.kind == "ordermanager"]
+        om_up = all(c.running and c.ready for c in managers)  # another host's: judged by its own launcher
+        for c in self.children.values():
+            if c.kind != "strategy" or not c.ready or not c.progress or c.name in self._cut_off:
+                continue
+            counts = c.progress[-1][1]
+            answered = counts.get("orders_acked", 0) + counts.get("orders_rejected", 0)
+            in_flight = counts.get("orders_sent", 0) - answered
+            if in_flight <= 0 or answered != c.answered or not om_up:
+                c.answered, c.answered_at = answered, now
+                continue
+            if now - c.answered_at > bound:
+                reason = (f"cut off: {in_flight} orders unanswered for {now - c.answered_at:.0f} s while the order "
+                          f"manager was up (supervision.unanswered_s)")
+                self._cut_off[c.name] = {"process": c.name, "exit_code": None, "reason": reason,
+                                         "log_tail": c.tail(LOG_TAIL_LINES)}
+                self._event(c, reason)
+
     def _inject_faults(self, now: float) -> None:
         while self._faults and now >= self.stream_started + self._faults[0].at_s:
             fault = self._faults.pop(0)
@@ -501,6 +526,7 @@ class Launcher:
         now = time.monotonic()
         self._inject_faults(now)
         self._check_liveness(now)
+        self._check_answers(now)
         if not all(self._handle_exit(c, now) for c in self._unexpected_exits()):
             return False
         self._restart_due(now)
@@ -619,6 +645,7 @@ class Launcher:
                 self._stop()
             tail.stop()
             self.view.stop()
+            self.failures.extend(self._cut_off.values())
             code = 1 if self.failures else EXIT_RECOVERED if self.recovered else 0
             try:
                 code = self._finish(code)

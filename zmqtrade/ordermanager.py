@@ -15,18 +15,21 @@ manager keeps its own copy of the prices: it subscribes to the price feed itself
 it to a private book, as the orderbook would, before the orders of each wake-up.
 
 A restarted order manager rebuilds from the journal before it binds: positions, the next
-order id, and the duplicate filter (the newest ``replies_kept`` fills). So a strategy re-sending
+order id, and the duplicate filter (the fills of the last ``replies_kept_s``). So a strategy re-sending
 an order that was filled just before a crash gets the original fill, not a second one. It starts
 from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
 only the journal after it, so a restart costs what the state holds, not what the run did; while
 it replays it tells the launcher how far it is, so a long replay is not taken for a hang.
 
-The filter forgets by age, not by client order id: an order it holds no answer for is refused
+The filter keeps answers for ``replies_kept_s`` (by when they were made: at least a strategy's
+longest re-send interval) and ``replies_kept`` of them at most (its memory bound). It forgets
+by age, not by client order id: an order it holds no answer for is refused
 as too old to replay only if it was decided (its ``decide_ts``, which a re-send keeps) no later
 than the newest answer forgotten for that strategy. An id says nothing about age: when it did,
 one forged order with clordid 2^64-1, pushed out of the filter, made every later order of that
 strategy "too old". A forged time cannot do the same: an answer is aged at the earlier of the
-order's ``decide_ts`` and the time it was received.
+order's ``decide_ts`` and the time it was received. And an id ahead of the clock (strategies
+number up from it) is refused before the filter sees it.
 """
 from __future__ import annotations
 
@@ -52,6 +55,10 @@ COMMIT_EVERY = 32
 """Orders decided before a group commit at the latest: a backlog is journaled and answered in
 slices, so the first order of a long queue does not wait for the last (unbounded batches
 showed as om_process p99 of 30-200 ms after a stall)."""
+CLORDID_AHEAD_NS = 60 * 10**9
+"""How far a client order id may be ahead of this clock (ids count up from CLOCK_MONOTONIC in ns,
+one per order: no client gets ahead of the clock by sending). The margin covers clock offsets
+between hosts."""
 SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)  # ints: pyzmq's flag enums cost a microsecond per or
 NOBLOCK, RCVMORE = int(zmq.NOBLOCK), int(zmq.RCVMORE)
 LOG_EVERY_S = 0.1
@@ -85,7 +92,9 @@ class OrderManager(Service):
         formatting one cost a tenth of the order manager's time per order."""
         self.risk = RiskBook(om.risk)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
-        self._kept: deque[tuple[tuple[str, int], int]] = deque()  # (key, age ns), oldest first, to evict
+        self._kept: deque[tuple[tuple[str, int], int, int]] = deque()  # (key, age, answered at) ns, oldest first
+        self.keep_ns = int(om.replies_kept_s * 1e9)
+        self.keep_max = om.replies_kept
         self._fresh: list[tuple[tuple[str, int], list]] = []    # this batch's remembered replies, to stamp
         self.forgotten: dict[str, int] = {}             # strategy -> newest age (ns) evicted from replies
         self.next_order_id = 1
@@ -96,11 +105,12 @@ class OrderManager(Service):
         self._log_due = 0.0                           # when the oldest of those must be written
         self._log_second, self._log_stamp = -1, ""
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
-                             replies_undeliverable=0, journal_replayed=0, checkpoint_records=0)
+                             replies_undeliverable=0, journal_replayed=0, checkpoint_records=0,
+                             replies_forgotten_early=0, orders_ahead_of_clock=0)
         self._recover()
         self.checkpoints: checkpoint.Writer | None = None
         if om.checkpoint_every_s:
-            self.checkpoints = self.own(checkpoint.Writer(self.args.run_dir, self.journal.fd, om.replies_kept))
+            self.checkpoints = self.own(checkpoint.Writer(self.args.run_dir, self.journal.fd))
         self._checkpointed = -1 if self.counters["journal_replayed"] else self.journal.size
         """The journal size of the newest checkpoint: the state is checkpointed when they differ."""
         self._next_checkpoint = 0.0
@@ -162,7 +172,7 @@ class OrderManager(Service):
         if now >= self._next_checkpoint and self.journal.size != self._checkpointed:
             self._next_checkpoint = now + self.topo.ordermanager.checkpoint_every_s
             self._checkpointed = self.journal.size
-            self.checkpoints.submit(self.snapshot())
+            self.checkpoints.submit(self.snapshot(), len(self._kept))
         self._count_checkpoints()
 
     def replay(self, rec: dict) -> None:
@@ -178,7 +188,7 @@ class OrderManager(Service):
                                f"not replayed (move the journal aside to start afresh)") from None
         recv_ts = rec["recv_ts"]
         self._keep((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"], recv_ts, recv_ts),
-                   min(rec.get("decide_ts", recv_ts), recv_ts))
+                   min(rec.get("decide_ts", recv_ts), recv_ts), recv_ts)
         self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
 
     def _reply(self, identity: bytes, body: bytes) -> None:
@@ -199,26 +209,33 @@ class OrderManager(Service):
             return f"price must be > 0, got {o.price!r}"
         return None
 
-    def _remember(self, key: tuple[str, int], reply: list, age_ns: int) -> list:
+    def _remember(self, key: tuple[str, int], reply: list, age_ns: int, now_ns: int) -> list:
         """Keep this batch's ``reply`` for re-sends (:meth:`_keep`). The list is stamped at commit
         and then stored as a tuple of plain values, which the cyclic garbage collector stops
         tracking: a cache of lists made every full collection walk tens of thousands of objects,
         a multi-millisecond pause seen as p99 latency."""
         self._fresh.append((key, reply))
-        return self._keep(key, reply, age_ns)
+        return self._keep(key, reply, age_ns, now_ns)
 
-    def _keep(self, key: tuple[str, int], reply: list | tuple, age_ns: int) -> list | tuple:
-        """Keep ``reply`` for re-sends; past ``replies_kept``, forget the oldest but not its age.
+    def _keep(self, key: tuple[str, int], reply: list | tuple, age_ns: int, now_ns: int) -> list | tuple:
+        """Keep ``reply`` for re-sends, answered at ``now_ns``; forget answers older than
+        ``replies_kept_s`` (and the oldest past ``replies_kept``, the memory bound), but not the
+        age of each (``age_ns``, see the module's doc).
 
+        Answers expire by the time they were made (our clock), never by a time the client sent.
         The oldest is found in ``_kept``, not as ``next(iter(replies))``: a dict emptied from the
         front skips its deleted entries on every such call (a quarter of the CPU at 10k orders/s).
         """
         replies = self.replies
         replies[key] = reply
-        self._kept.append((key, age_ns))
-        if len(replies) > self.topo.ordermanager.replies_kept:
-            old, age = self._kept.popleft()
+        kept = self._kept
+        kept.append((key, age_ns, now_ns))
+        horizon = now_ns - self.keep_ns
+        while kept and (kept[0][2] < horizon or len(replies) > self.keep_max):
+            old, age, made = kept.popleft()
             del replies[old]
+            if made >= horizon:
+                self.counters["replies_forgotten_early"] += 1  # the count bound, not the age, forgot it
             strategy = old[0]
             if age > self.forgotten.get(strategy, -1):
                 self.forgotten[strategy] = age
@@ -294,6 +311,10 @@ class OrderManager(Service):
         if o.decide_ts <= self.forgotten.get(o.strategy, -1):
             c["duplicate_orders"] += 1
             return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, o)
+        if o.clordid > recv_ts + CLORDID_AHEAD_NS:  # remembered nowhere: a forged id holds no place in the filter
+            c["orders_ahead_of_clock"] += 1
+            return self._reject(o.clordid, f"clordid {o.clordid} is ahead of the clock: ids count up from "
+                                f"CLOCK_MONOTONIC in ns (now {recv_ts})", recv_ts, o)
         reason = self._validate(o)
         if reason is None:
             quote = self.book.read(self.book.index[o.symbol])
@@ -303,12 +324,13 @@ class OrderManager(Service):
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.take(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            return self._remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts))
+            return self._remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts), recv_ts)
         order_id = self.next_order_id
         self.next_order_id += 1
         self._records.append(journal.record(order_id, o, fill, recv_ts))
         c["orders_filled"] += 1
-        reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts))
+        reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts),
+                               recv_ts)
         if self.log_fills:
             self._lines.append((order_id, o.strategy, o.side, o.qty, o.symbol, fill))  # formatted once the reply is out
         return reply
@@ -432,7 +454,7 @@ class OrderManager(Service):
         if self.prices is not None:
             self.price_seq.end(self.price_eos)
         if self.checkpoints is not None:  # the next life starts here, replaying nothing
-            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None)
+            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None, len(self._kept))
             self._count_checkpoints()
 
     def _count_checkpoints(self) -> None:

@@ -147,7 +147,10 @@ def await_welcome(sock: zmq.Socket, deadline: float, stopping: Callable[[], bool
 
 def router(ctx: zmq.Context, endpoint: str, curve: CurveOpts | None = None, heartbeat: bool = False) -> zmq.Socket:
     sock = _base(ctx, zmq.ROUTER, curve)
-    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted client takes its identity back
+    # No ROUTER_HANDOVER: no connection can take over another's routing id (and so its replies).
+    # Strategies set none: the ROUTER names each connection, and a reconnect is a new name (replies
+    # to the old one are undeliverable; the re-send gets the duplicate filter's answer). A client
+    # that sets an id in use is ignored by libzmq for as long as its connection lasts.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # replies to a vanished client raise, not vanish
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
@@ -155,10 +158,12 @@ def router(ctx: zmq.Context, endpoint: str, curve: CurveOpts | None = None, hear
     return sock
 
 
-def dealer(ctx: zmq.Context, endpoint: str, identity: str, curve: CurveOpts | None = None,
+def dealer(ctx: zmq.Context, endpoint: str, identity: str | None = None, curve: CurveOpts | None = None,
            heartbeat: bool = False) -> zmq.Socket:
+    """A DEALER; with ``identity`` None the ROUTER it connects to names the connection."""
     sock = _base(ctx, zmq.DEALER, curve)
-    sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+    if identity is not None:
+        sock.setsockopt(zmq.ROUTING_ID, identity.encode())
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     for_endpoint(sock, endpoint, heartbeat).connect(endpoint)

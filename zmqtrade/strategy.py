@@ -14,7 +14,6 @@ older than ``book_max_age_s``, quotes and news are skipped and counted.
 """
 from __future__ import annotations
 
-import secrets
 import sys
 import time
 from typing import Iterable, Sequence
@@ -25,6 +24,7 @@ from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.bell import BellReader
 from zmqtrade.book import Book
 from zmqtrade.service import SeqCheck, Service, serve
+from zmqtrade.topology import RESEND_SPAN
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
 
 FLUSH_EVERY = 64
@@ -35,7 +35,7 @@ REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
            wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f))}
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
-MAX_RESEND_DOUBLINGS = 4   # an order's re-send wait grows to 16 x order_timeout_s at most
+MAX_RESEND_DOUBLINGS = RESEND_SPAN.bit_length() - 1  # the re-send wait grows to 16 x order_timeout_s at most
 BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
 NEVER = 1 << 62             # a re-send time no clock reaches: nothing pending
 
@@ -43,9 +43,11 @@ NEVER = 1 << 62             # a re-send time no clock reaches: nothing pending
 def first_clordid() -> int:
     """Client order ids of a new life of this strategy: above any a previous life could have used
     (it would have to send 1000 orders per microsecond to catch up), so the order manager's
-    duplicate filter never mistakes a new order for an old one. From CLOCK_MONOTONIC, which
-    never steps back (the wall clock can, under NTP) and is one clock for the whole host."""
-    return time.monotonic_ns() // 1_000 * 1_000
+    duplicate filter never mistakes a new order for an old one. From the stack's clock
+    (CLOCK_MONOTONIC, which never steps back as the wall clock can under NTP, moved onto the lead
+    host's on other hosts), which the order manager also checks ids against: none may be ahead
+    of it."""
+    return clock.now_ns() // 1_000 * 1_000
 
 
 class IdRanges:
@@ -90,9 +92,9 @@ class StrategyProcess(Service):
         else:
             self.doorbell = self.subscribe("orderbook.doorbell", topo.orderbook.hwm)
         self.news = self.subscribe("gateway.news", topo.gateway.hwm)
-        # a routing id no other local client can guess: one that took ours would get our replies
-        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint,
-                                                f"{self.name}.{secrets.token_hex(8)}",
+        # no routing id of our own: the order manager's ROUTER names each connection itself, so
+        # replies go back on the connection an order came in on and no client can claim ours
+        self.orders = self.track(sockets.dealer(self.ctx, topo.ordermanager.endpoint, None,
                                                 curve=self.curve("ordermanager.endpoint"), heartbeat=self.heartbeat))
         self.pending: dict[int, tuple[OrderRequest, wire.Order, int, int]] = {}  # clordid -> (req, sent, due, re-sends)
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []

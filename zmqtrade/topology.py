@@ -149,6 +149,9 @@ class Supervision:
     ready_timeout_s: float = field(default=30.0, metadata=_key("ready_timeout_s", check=_positive))
     """A starting process must be ready this long after it starts, or after its last report that
     its start advanced (an order manager replaying a journal reports every 0.5 s)."""
+    unanswered_s: float = field(default=10.0, metadata=_key("unanswered_s", check=_positive))
+    """A strategy with orders in flight and no answer for this long, while the order manager is
+    up, is cut off: reported at once, and the run fails."""
     restart: Restart = Restart()
 
 
@@ -235,11 +238,20 @@ class Risk:
     max_orders_per_s: float = field(default=50_000.0, metadata=_key("max_orders_per_s", check=_positive))
 
 
+RESEND_SPAN = 16
+"""A strategy's re-send wait doubles up to this many times ``order_timeout_s`` (strategy.py)."""
+
+
 @dataclass(frozen=True)
 class OrderManager:
     endpoint: str = field(metadata=_key("endpoint", check=_endpoint, help="the endpoint the order ROUTER binds"))
     risk: Risk = Risk()
-    replies_kept: int = field(default=16_384, metadata=_key("replies_kept", check=_positive))
+    replies_kept_s: float = field(default=10.0, metadata=_key("replies_kept_s", check=_positive))
+    """How long an answer is kept to replay to a re-send: at least a strategy's longest re-send
+    interval (16 x ``order_timeout_s``), checked."""
+    replies_kept: int = field(default=131_072, metadata=_key("replies_kept", check=_positive))
+    """Answers kept at most (the filter's memory bound, ~300 bytes each): past it the oldest go
+    early (``replies_forgotten_early``)."""
     fsync: Literal["order", "batch", "off"] = "off"
     """When the journal is flushed to disk: never (the default: each record is in the kernel
     before its ack, so an acked order survives a killed process, any process, but not a power
@@ -755,6 +767,12 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | 
     for i, fault in enumerate(topo.faults):
         if fault.process not in names:
             conv.fail(f"faults[{i}].process", f"no process {fault.process!r}; one of {', '.join(names)}")
+    longest = max(topo.strategies.items(), key=lambda kv: kv[1].order_timeout_s, default=None)
+    if longest and topo.ordermanager.replies_kept_s < RESEND_SPAN * longest[1].order_timeout_s:
+        need = RESEND_SPAN * longest[1].order_timeout_s
+        conv.fail("ordermanager.replies_kept_s", f"{topo.ordermanager.replies_kept_s:g} s is shorter than strategy "
+                  f"{longest[0]}'s longest re-send interval ({RESEND_SPAN} x order_timeout_s = {need:g} s): a re-send "
+                  f"of an order answered before could be refused as too old; make it at least {need:g}")
     sup = topo.supervision
     if sup.liveness_s < 2 * sup.heartbeat_s:
         conv.fail("supervision.liveness_s", f"{sup.liveness_s:g} s would call a live process hung between two "
