@@ -12,8 +12,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -21,12 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import msgpack
-import numpy
-import zmq
-
 from perf import (book, budget, codec, ideas, ingest, latency, max_rate, quickstart, recorder, recovery, relay,
                   transport)
+from zmqtrade import manifest
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"
@@ -35,17 +30,9 @@ RAW = Path(__file__).resolve().parent / "RESULTS.raw.json"
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} x {cpu}, Linux {platform.release()}, Python {platform.python_version()}, "
-            f"pyzmq {zmq.__version__} (libzmq {zmq.zmq_version()}), msgpack {'.'.join(map(str, msgpack.version))}, "
-            f"numpy {numpy.__version__}")
+    m, v = manifest.machine(), manifest.versions()
+    return (f"{m['cpus']} x {m['cpu_model'] or 'unknown CPU'}, Linux {m['kernel']}, Python {v['python']}, "
+            f"pyzmq {v['pyzmq']} (libzmq {v['libzmq']}), msgpack {v['msgpack']}, numpy {v['numpy']}")
 
 
 def capture(fn: Callable[[list[str]], Any], argv: list[str]) -> tuple[Any, str]:

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  orders sent {c['orders_sent']:,}  acked {c['orders_acked']:,}  rejected {c['orders_rejected']:,}"
           f"  unanswered {c['orders_unanswered']}  re-sent {c['orders_resent']}  journal {sum(journaled.values()):,}")
     print(f"  tick_to_ack p50 {lat['p50']:.0f} us  p99 {lat['p99']:.0f} us  max {lat['max']:.0f} us;"
-          f"  stack CPU {rep['cpu_total']:.0f}%  RSS max {rep['rss_max_mb']:.0f} MB"
+          f"  stack CPU {rep['cpu_total']:.0f}%  RSS of the stack {rep['rss_stack_mb']:.0f} MB"
           f"  (median process CPU {median(p['cpu_percent']['mean'] for p in rep['processes'].values()):.0f}%)")
     for bad, what in ((c["tick_gaps"], "tick gaps"), (c["news_gaps"], "news gaps"),
                       (c["orders_unanswered"], "orders unanswered"), (len(twice), "orders journaled twice"),

@@ -151,7 +151,7 @@ def run(s: Setup, samples: bool = False, budget: bool = False, root: Path = ROOT
     report["delivered"] = c["ticks_applied"] / due if due else 0.0
     summary = compare.row(report, "")
     report["cpu_total"] = round(summary.cpu_pct, 1)
-    report["rss_max_mb"] = round(summary.rss_mb, 1)
+    report["rss_stack_mb"] = round(summary.stack_mb, 1)
     return report
 
 

@@ -54,7 +54,23 @@ def test_sweep_over_three_rates_ends_with_a_comparison(launch, tmp_path):
 
     out = subprocess.run([sys.executable, "-m", "zmqtrade", "compare", *map(str, dirs)],
                          capture_output=True, text=True, check=True).stdout
-    assert out.count("\n") >= 4 and "02-default-gateway.rate=1000" in out
+    labels = [line.split()[0] for line in out.splitlines()[2:5]]
+    assert labels == ["gateway.rate=500", "gateway.rate=1000", "gateway.rate=2000"]  # by what differs
+    assert "stackMB" in out and "launchMB" in out and "samples" in out
+    m = json.loads((dirs[1] / "report.json").read_text())["manifest"]
+    assert m["overrides"]["gateway.rate"] == 1000 and m["settings"]["gateway.rate"] == 1000
+    assert m["versions"]["libzmq"] and m["machine"]["cpus"] >= 1 and len(m["machine"]["load_at_start"]) == 3
+
+
+def test_the_command_line_lists_its_commands_and_refuses_a_missing_run_dir(tmp_path):
+    helped = subprocess.run([sys.executable, "-m", "zmqtrade", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0
+    for command in ("run", "check", "compare", "report", "keys"):
+        assert f"\n  {command} " in helped.stdout
+    missing = subprocess.run([sys.executable, "-m", "zmqtrade", "report", str(tmp_path / "nope")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "holds no report.json" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_bad_set_is_refused_before_anything_starts(launch, tmp_path):

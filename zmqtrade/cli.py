@@ -4,6 +4,7 @@
     zmqtrade run FILE --host NAME [--lead HOST]       (one host's share of a multi-host stack)
     zmqtrade check FILE [--set K=V ...]
     zmqtrade compare RUN_DIR [RUN_DIR ...]
+    zmqtrade report RUN_DIR                                          (report.html again)
     zmqtrade keys DIR [NAME ...] [--topology FILE] [--force]         (CURVE key pairs)
 
 One file and no sweep is one run. Several files and/or sweeps run every combination in turn,
@@ -18,7 +19,7 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NamedTuple, NoReturn, Sequence
 
 from zmqtrade import overrides, topology
 from zmqtrade.service import LOG_DATEFMT
@@ -62,8 +63,16 @@ def load_or_exit(path: str, sets: dict[str, Any] | None = None, host: str | None
         _fail([f"{exc.source}: {p}" for p in exc.problems], f"{exc.source}: {len(exc.problems)} problem(s)")
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.Topology]]:
-    """Every (file, overrides, validated topology) to run, all checked before any starts."""
+class Point(NamedTuple):
+    """One run to make: its file, its sweep point, its validated topology, every override it got."""
+    path: str
+    point: dict[str, Any]
+    topo: topology.Topology
+    overrides: dict[str, Any]
+
+
+def plan(args: argparse.Namespace) -> list[Point]:
+    """Every run to make, all checked before any starts."""
     try:
         sets = dict(overrides.parse_assignment(s) for s in args.sets)
         if args.lead is not None:
@@ -75,7 +84,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], topology.T
     for path in args.topology:
         for point in overrides.points(sweeps):
             merged = {**sets, **point}
-            runs.append((path, point, load_or_exit(path, merged or None, args.host)))
+            runs.append(Point(path, point, load_or_exit(path, merged or None, args.host), merged))
     return runs
 
 
@@ -90,14 +99,14 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 2
     shown: set[str] = set()
-    for path, _, topo in runs:  # before anything starts, so they are seen first
+    for path, _, topo, _ in runs:  # before anything starts, so they are seen first
         for warning in topology.warnings(topo):
             line = f"{path}: warning: {warning}"
             if line not in shown:
                 shown.add(line)
                 print(line, file=sys.stderr, flush=True)
     if args.check:
-        for path, point, topo in runs:
+        for path, point, topo, _ in runs:
             print(topology.describe(topo) + (f"\n  (sweep point {overrides.label(point)})" if point else ""))
         print("ok")
         return 0
@@ -119,13 +128,14 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
             print(f"{prog}: cannot make a run directory under ./runs ({exc.strerror}); give a --run-dir "
                   f"you can write to", file=sys.stderr)
             return 2
-        return cls(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet, host=host).run()
+        return cls(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet, host=host,
+                   overrides=runs[0].overrides).run()
     return sweep(runs, args)
 
 
-def placement_problem(runs: list[tuple[str, dict[str, Any], topology.Topology]], host: str | None) -> str | None:
+def placement_problem(runs: list[Point], host: str | None) -> str | None:
     """Why these runs cannot start on this machine as asked (hosts and --host), or None."""
-    for path, _, topo in runs:
+    for path, _, topo, _ in runs:
         used = topo.hosts_used()
         if len(used) > 1 and len(runs) > 1:
             return f"{path} spreads over hosts ({', '.join(used)}); sweeps and several files run on one host only"
@@ -149,18 +159,18 @@ def launcher_for(topo: topology.Topology, host: str | None) -> tuple[type, str |
     return (LeadLauncher if host == topo.lead_host() else PeerLauncher), host
 
 
-def sweep(runs: list[tuple[str, dict[str, Any], topology.Topology]], args: argparse.Namespace) -> int:
+def sweep(runs: list[Point], args: argparse.Namespace) -> int:
     """Run each point in turn into ``<base>/<nn>-<topology>-<point>``, then print one comparison."""
     from zmqtrade import compare
     from zmqtrade.launcher import Launcher
 
     base = args.run_dir or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-sweep"
     dirs, names, worst = [], [], 0
-    for i, (path, point, topo) in enumerate(runs, start=1):
+    for i, (path, point, topo, sets) in enumerate(runs, start=1):
         name = f"{topo.name}" + (f" {overrides.describe(point.items())}" if point else "")
         run_dir = base / f"{i:02d}-{topo.name}-{overrides.label(point)}"
         print(f"\n=== sweep point {i}/{len(runs)}: {name} -> {run_dir}", flush=True)
-        launcher = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet)
+        launcher = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet, overrides=sets)
         code = launcher.run()
         worst = max(worst, code)
         dirs.append(run_dir)
@@ -236,14 +246,51 @@ def keys_cmd(argv: Sequence[str]) -> int:
     return 0
 
 
+def report_cmd(argv: Sequence[str]) -> int:
+    """Draw a finished run's report.html again from its run directory."""
+    p = argparse.ArgumentParser(prog="zmqtrade report", description=COMMANDS["report"])
+    p.add_argument("run_dir", type=Path, help="a run directory (it holds report.json)")
+    args = p.parse_args(argv)
+    if not (args.run_dir / "report.json").is_file():
+        print(f"zmqtrade report: {args.run_dir} holds no report.json (not a run directory, or its run never "
+              f"ended); give the directory a run wrote", file=sys.stderr)
+        return 2
+    from zmqtrade import htmlreport
+
+    print(htmlreport.render(args.run_dir))
+    return 0
+
+
+COMMANDS = {
+    "run": "start, supervise and stop a stack from topology file(s), then report (what launch.py does)",
+    "check": "validate topology file(s) with their overrides and print the resolved stack; nothing starts",
+    "compare": "compare finished runs side by side, labelled by what differs (--html for a page)",
+    "report": "draw a finished run's report.html again from its run directory",
+    "keys": "make CURVE key pairs for security.curve",
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    return "\n".join(["usage: zmqtrade COMMAND [options]   (zmqtrade COMMAND --help for its options)", "",
+                      "commands:", *[f"  {name:<{width}}  {what}" for name, what in COMMANDS.items()], "",
+                      "zmqtrade FILE ... is zmqtrade run FILE ...; python launch.py FILE is the same."])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "keys":
-        return keys_cmd(argv[1:])
-    if argv and argv[0] == "check":
-        return run([*argv[1:], "--check"], prog="zmqtrade check")
-    if argv and argv[0] == "compare":
-        return compare_cmd(argv[1:])
-    if argv and argv[0] == "run":
-        argv = argv[1:]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "keys":
+        return keys_cmd(rest)
+    if command == "check":
+        return run([*rest, "--check"], prog="zmqtrade check")
+    if command == "compare":
+        return compare_cmd(rest)
+    if command == "report":
+        return report_cmd(rest)
+    if command == "run":
+        return run(rest)
     return run(argv)

@@ -3,7 +3,11 @@
     python -m zmqtrade compare RUN_DIR [RUN_DIR ...]
 
 Sweeps print the same table at their end. Reads only each run's report.json, so runs from
-any version of the same report format can be compared.
+any version of the same report format can be compared. Runs are labelled by what differs
+between them (their manifests' settings and overrides), not by directory name. Memory is the
+stack's: its processes' peak RSS summed, the launcher apart (it grows with what it records,
+not with the load). Each tail figure says how many samples it rests on, and is marked ``*``
+when they are too few to be more than an estimate.
 """
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+from zmqtrade.manifest import differing
+from zmqtrade.report import FEW, percentile_cell
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,10 @@ class Row:
     p50: float
     p99: float
     p999: float
+    samples: int
     cpu_pct: float
-    rss_mb: float
+    stack_mb: float
+    launcher_mb: float
     exit_code: int
 
 
@@ -44,10 +53,13 @@ def row(report: dict[str, Any], name: str) -> Row:
     published = c["ticks_published"]
     lost = published - c["ticks_applied"]  # gaps are ticks that never got applied: already in here
     procs = report["processes"].values()
+    stack = [p for p in procs if p.get("kind") != "launcher"]
     return Row(name, c["ticks_applied"] / duration, 100.0 * max(0, lost) / published if published else 0.0,
-               c["orders_acked"], lat["p50"], lat["p99"], lat["p999"],
+               c["orders_acked"], lat["p50"], lat["p99"], lat["p999"], lat.get("count", 0),
                sum(p["cpu_percent"]["mean"] for p in procs),
-               max(p["rss_bytes"]["max"] for p in procs) / 1e6, report["exit_code"])
+               sum(p["rss_bytes"]["max"] for p in stack) / 1e6,
+               max((p["rss_bytes"]["max"] for p in procs if p.get("kind") == "launcher"), default=0) / 1e6,
+               report["exit_code"])
 
 
 def _ratio(value: float, first: float) -> str:
@@ -57,21 +69,43 @@ def _ratio(value: float, first: float) -> str:
 def table(rows: Sequence[Row]) -> str:
     """One line per run; the ratio columns compare each run with the first."""
     width = max([len(r.name) for r in rows] + [4])
-    head = (f"{'run':<{width}} {'ticks/s':>10} {'loss%':>6} {'orders':>8} {'p50 us':>8} {'p99 us':>8} "
-            f"{'p999 us':>8} {'cpu%':>6} {'rssMB':>6} {'exit':>4} | vs first: {'ticks/s':>7} {'p99':>6} {'cpu':>6}")
+    head = (f"{'run':<{width}} {'ticks/s':>10} {'loss%':>6} {'orders':>8} {'samples':>8} {'p50 us':>8} {'p99 us':>8} "
+            f"{'p999 us':>8} {'cpu%':>6} {'stackMB':>8} {'launchMB':>8} {'exit':>4} | vs first: {'ticks/s':>7} "
+            f"{'p99':>6} {'cpu':>6}")
     lines = [head, "-" * len(head)]
     first = rows[0]
+    flagged = False
+    few_first = first.samples < FEW["p99"]
     for r in rows:
-        lines.append(f"{r.name:<{width}} {r.ticks_per_s:>10,.0f} {r.loss_pct:>6.2f} {r.orders:>8} {r.p50:>8.0f} "
-                     f"{r.p99:>8.0f} {r.p999:>8.0f} {r.cpu_pct:>6.0f} {r.rss_mb:>6.1f} {r.exit_code:>4} | "
-                     f"{'':>10}{_ratio(r.ticks_per_s, first.ticks_per_s):>7} {_ratio(r.p99, first.p99):>6} "
-                     f"{_ratio(r.cpu_pct, first.cpu_pct):>6}")
+        lat = {"p50": r.p50, "p99": r.p99, "p999": r.p999, "count": r.samples}
+        p50, p99, p999 = (percentile_cell(lat, q) for q in ("p50", "p99", "p999"))
+        flagged = flagged or "*" in p50 + p99 + p999
+        p99_ratio = _ratio(r.p99, first.p99) + ("*" if few_first or r.samples < FEW["p99"] else " ")
+        lines.append(f"{r.name:<{width}} {r.ticks_per_s:>10,.0f} {r.loss_pct:>6.2f} {r.orders:>8} {r.samples:>8} "
+                     f"{p50:>8} {p99:>8} {p999:>8} {r.cpu_pct:>6.0f} {r.stack_mb:>8.1f} {r.launcher_mb:>8.1f} "
+                     f"{r.exit_code:>4} | {'':>10}{_ratio(r.ticks_per_s, first.ticks_per_s):>7} "
+                     f"{p99_ratio:>7}{_ratio(r.cpu_pct, first.cpu_pct):>6}")
+    lines.append("")
+    lines.append("samples: tick_to_ack samples; stackMB: the stack's processes' peak RSS summed (launchMB: the "
+                 "launcher's, apart)")
+    if flagged:
+        lines.append(f"* too few samples for that figure (p99 < {FEW['p99']}, p99.9 < {FEW['p999']}): an estimate; "
+                     f"a ratio of two such figures is noise")
     return "\n".join(lines)
+
+
+def labels(reports: Sequence[dict[str, Any]], run_dirs: Sequence[str | Path]) -> list[str]:
+    """What sets each run apart (its manifest's differing settings), else its directory's name."""
+    if len(reports) > 1 and all(r.get("manifest") for r in reports):
+        diffs = differing([r["manifest"] for r in reports])
+        if all(diffs) and len(set(diffs)) == len(diffs):
+            return diffs
+    return [Path(d).name for d in run_dirs]
 
 
 def compare(run_dirs: Sequence[str | Path], names: Sequence[str] | None = None) -> str:
     reports = [load(d) for d in run_dirs]
-    names = names or [f"{Path(d).name}" for d in run_dirs]
+    names = names or labels(reports, run_dirs)
     return table([row(r, n) for r, n in zip(reports, names)])
 
 
@@ -81,7 +115,7 @@ def compare_html(run_dirs: Sequence[str | Path], out: str | Path, names: Sequenc
 
     from zmqtrade.htmlreport import CSS, cdf_plot
 
-    names = list(names or [Path(d).name for d in run_dirs])
+    names = list(names or labels([load(d) for d in run_dirs], run_dirs))
     curves = {}
     for d, n in zip(run_dirs, names):
         path = Path(d) / "latency.json"

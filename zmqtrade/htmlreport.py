@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from zmqtrade.live import RATE_COUNTER, rate_between
+from zmqtrade.report import FEW, manifest_lines, percentile_cell
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -200,8 +201,18 @@ def render(run_dir: str | Path) -> Path:
                  for h, e in hosts.items()]
     host_head = ["host", "role", "exit", "report", "clock offset us", "+/- us", "drift us", "run directory"]
     host_table = f"<h2>Hosts</h2>{_table(host_head, host_rows)}" if hosts else ""
-    lat_rows = [[k, v["count"], v["p50"], v["p90"], v["p99"], v["p999"], v["max"]]
+    lat_rows = [[k, v["count"], *[percentile_cell(v, q) for q in ("p50", "p90", "p99", "p999")], v["max"]]
                 for k, v in [*rep["latency_us"].items(), ("book_staleness", rep["book_staleness_us"])]]
+    few_note = (f"<p>* too few samples to be a figure (p90 &lt; {FEW['p90']}, p99 &lt; {FEW['p99']}, p99.9 &lt; "
+                f"{FEW['p999']}): an estimate, not a tail.</p>" if any("*" in str(c) for r in lat_rows for c in r) else "")
+    m = rep.get("manifest") or {}
+    sets = " ".join(f"{k}={v}" for k, v in (m.get("overrides") or {}).items())
+    what_ran = ""
+    if m:
+        what_ran = ("<h2>What ran</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in manifest_lines(m))
+                    + _table(["setting", "value"], sorted((k, v) for k, v in (m.get("settings") or {}).items()))
+                    + f"<p>topology file <code>{html.escape(str(m.get('source')))}</code> (sha256 "
+                    f"<code>{html.escape(str(m.get('source_sha256'))[:16])}</code>)</p>")
     life_rows = [[n, life["life"], life["pid"], f"{life['started_s']:.2f}",
                   "-" if life["ended_s"] is None else f"{life['ended_s']:.2f}", life["reason"] or "running",
                   "-" if life["restart_delay_s"] is None else f"{life['restart_delay_s']:g}"]
@@ -224,7 +235,7 @@ def render(run_dir: str | Path) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zmqtrade run {html.escape(rep['topology'])}</title>
 <style>{CSS}</style></head><body>
-<h1>zmqtrade run: {html.escape(rep['topology'])}</h1>
+<h1>zmqtrade run: {html.escape(rep['topology'])}{html.escape(f" ({sets})") if sets else ""}</h1>
 <p>{rep['duration_s']:.1f} s streaming, exit {rep['exit_code']}; run directory <code>{html.escape(rep['run_dir'])}</code></p>
 {failures}
 <h2>Plots</h2><div class="plots">{"".join(f'<div class="plot">{p}</div>' for p in plots)}</div>
@@ -233,7 +244,8 @@ def render(run_dir: str | Path) -> Path:
 <h2>Processes</h2>{_table(["process", *(["host"] if hosts else []), "kind", "pid", "exit", "cpu% mean", "cpu% max",
                            "rss MB", "uss MB", "threads", "ctx switches"], proc_rows)}
 <h2>Counters</h2>{_table(["counter", "value"], sorted(rep["counters"].items()))}
-<h2>Latency (us)</h2>{_table(["series", "count", "p50", "p90", "p99", "p99.9", "max"], lat_rows)}
+<h2>Latency (us)</h2>{_table(["series", "count", "p50", "p90", "p99", "p99.9", "max"], lat_rows)}{few_note}
+{what_ran}
 </body></html>
 """
     out = run_dir / "report.html"
@@ -242,12 +254,10 @@ def render(run_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m zmqtrade.htmlreport RUN_DIR", file=sys.stderr)
-        return 2
-    print(render(args[0]))
-    return 0
+    """``python -m zmqtrade.htmlreport RUN_DIR``: the same as ``zmqtrade report RUN_DIR``."""
+    from zmqtrade.cli import report_cmd
+
+    return report_cmd(list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import psutil
 import zmq
 
 from zmqtrade import book as book_mod
-from zmqtrade import control, journal, placement, report
+from zmqtrade import control, journal, manifest, placement, report
 from zmqtrade import topology as topo_mod
 from zmqtrade.child import Child, module_argv
 from zmqtrade.live import LiveView
@@ -162,8 +162,10 @@ class Launcher:
 
     def __init__(self, topo: Topology, run_dir: Path, duration_s: float | None = None,
                  verbose: bool = False, console: bool = True, live: bool | None = None,
-                 host: str | None = None) -> None:
+                 host: str | None = None, overrides: Mapping[str, Any] | None = None) -> None:
         self.topo = topo
+        self.manifest = manifest.build(topo, overrides)
+        """What runs (report.json's ``manifest``): taken now, before the stack adds its own load."""
         self.host = host
         self.mine = topo.processes_on(host) if host else topo.process_names()
         """The processes this launcher starts and supervises."""
@@ -693,7 +695,7 @@ class Launcher:
         return report.build(self.topo.name, self.topo.source, self.run_dir, duration, code,
                             [*self.children.values(), *others], records + journal_records,
                             [*self.failures, *failures], launcher=self.me, window=self._window(), events=merged,
-                            recovered=self.recovered, ended_s=time.monotonic() - self._t0)
+                            recovered=self.recovered, ended_s=time.monotonic() - self._t0, manifest=self.manifest)
 
     def _window(self) -> tuple[float, float] | None:
         """The streaming phase in the samples' time base (seconds since this launcher began)."""

@@ -75,7 +75,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
           children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
           launcher: Child | None = None, window: tuple[float, float] | None = None,
           events: list[dict[str, Any]] = (), recovered: list[dict[str, Any]] = (),
-          ended_s: float = 0.0) -> dict[str, Any]:
+          ended_s: float = 0.0, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
     children = list(children)
     processes: dict[str, Any] = {}
     for c in ([launcher] if launcher else []) + children:
@@ -100,6 +100,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "report_version": REPORT_VERSION,
         "topology": topology,
         "source": source,
+        "manifest": dict(manifest or {}),
         "run_dir": str(run_dir),
         "duration_s": round(duration_s, 3),
         "window_s": [round(t, 3) for t in window] if window else None,
@@ -138,6 +139,31 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f}"
 
 
+FEW = {"p50": 10, "p90": 100, "p99": 1000, "p999": 10000}
+"""Samples a percentile needs before it is more than an estimate (about 10 beyond it)."""
+
+
+def percentile_cell(lat: Mapping[str, Any], q: str) -> str:
+    """A percentile as shown: its value, marked ``*`` when it rests on too few samples."""
+    return f"{lat[q]:.0f}" + ("*" if 0 < lat["count"] < FEW[q] else "")
+
+
+def manifest_lines(m: Mapping[str, Any]) -> list[str]:
+    """What ran, in two lines: overrides and key settings; versions and machine."""
+    if not m:
+        return []
+    st, v, mc = m.get("settings", {}), m.get("versions", {}), m.get("machine", {})
+    sets = " ".join(f"{k}={val}" for k, val in m.get("overrides", {}).items()) or "none"
+    what = (f"{st.get('transport')}, {st.get('gateway.rate', 0):g} ticks/s, "
+            f"{'conflated' if st.get('orderbook.conflate') else 'every tick'}, fsync {st.get('ordermanager.fsync')}, "
+            f"{st.get('strategies')} strategies")
+    load = mc.get("load_at_start") or [0.0]
+    return [f"ran: {what}; overrides: {sets}",
+            f"on: zmqtrade {v.get('zmqtrade')}" + (f" (git {v['git']})" if v.get("git") else "")
+            + f", Python {v.get('python')}, pyzmq {v.get('pyzmq')} / libzmq {v.get('libzmq')}; "
+            f"{mc.get('cpus')} x {mc.get('cpu_model') or 'CPU'}, load {load[0]} at start"]
+
+
 def life_text(life: Mapping[str, Any]) -> str:
     """One life on one line: 'life 2 pid 123  1.20-3.40 s  killed by SIGKILL; restarted after 0.2 s'."""
     end = "" if life.get("ended_s") is None else f"{life['ended_s']:.2f}"
@@ -150,6 +176,7 @@ def life_text(life: Mapping[str, Any]) -> str:
 def summary(report: Mapping[str, Any]) -> str:
     """The human summary printed at the end of a run."""
     lines = [f"run {report['topology']}: {report['duration_s']:.1f} s streaming, exit {report['exit_code']}",
+             *[f"  {line}" for line in manifest_lines(report.get("manifest") or {})],
              "",
              f"  {'process':<14}{'kind':<14}{'exit':>5}{'cpu% mean':>11}{'cpu% max':>10}{'rss MB':>9}{'uss MB':>9}"]
     for name, p in report["processes"].items():
@@ -166,9 +193,14 @@ def summary(report: Mapping[str, Any]) -> str:
               f"  stale-book skips {c['stale_book_skips']}"]
     lines += ["", f"  {'latency (us)':<20}{'count':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]
     rows = [*report["latency_us"].items(), ("book_staleness", report["book_staleness_us"])]
+    flagged = False
     for name, lat in rows:
-        lines.append(f"  {name:<20}{lat['count']:>9}{lat['p50']:>9.0f}{lat['p90']:>9.0f}"
-                     f"{lat['p99']:>9.0f}{lat['p999']:>9.0f}{lat['max']:>9.0f}")
+        cells = [percentile_cell(lat, q) for q in ("p50", "p90", "p99", "p999")]
+        flagged = flagged or any(c.endswith("*") for c in cells)
+        lines.append(f"  {name:<20}{lat['count']:>9}" + "".join(f"{c:>9}" for c in cells) + f"{lat['max']:>9.0f}")
+    if flagged:
+        lines.append(f"  * rests on too few samples to be a figure (p90 < {FEW['p90']}, p99 < {FEW['p99']}, "
+                     f"p99.9 < {FEW['p999']} samples): an estimate, not a tail")
     if report.get("hosts"):
         lines += ["", f"  {'host':<10}{'role':<6}{'exit':>5}  {'report':<8}{'clock offset':>14}{'+/-':>9}{'drift':>9}"]
         for h, e in report["hosts"].items():
