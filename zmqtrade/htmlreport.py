@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from zmqtrade.live import RATE_COUNTER, rate_between
 from zmqtrade.report import FEW, manifest_lines, percentile_cell
+from zmqtrade.topology import BIND_KEYS
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -206,7 +207,8 @@ def render(run_dir: str | Path) -> Path:
     few_note = (f"<p>* too few samples to be a figure (p90 &lt; {FEW['p90']}, p99 &lt; {FEW['p99']}, p99.9 &lt; "
                 f"{FEW['p999']}): an estimate, not a tail.</p>" if any("*" in str(c) for r in lat_rows for c in r) else "")
     m = rep.get("manifest") or {}
-    sets = " ".join(f"{k}={v}" for k, v in (m.get("overrides") or {}).items())
+    sets = " ".join(f"{k}={v}" for k, v in (m.get("overrides") or {}).items()
+                    if k not in BIND_KEYS)  # endpoints (the test fixture moves them all) say nothing of the run
     what_ran = ""
     if m:
         what_ran = ("<h2>What ran</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in manifest_lines(m))

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from zmqtrade import metrics
 from zmqtrade.child import Child
+from zmqtrade.topology import BIND_KEYS
 
 REPORT_VERSION = 1
 
@@ -153,7 +154,11 @@ def manifest_lines(m: Mapping[str, Any]) -> list[str]:
     if not m:
         return []
     st, v, mc = m.get("settings", {}), m.get("versions", {}), m.get("machine", {})
-    sets = " ".join(f"{k}={val}" for k, val in m.get("overrides", {}).items()) or "none"
+    given = m.get("overrides", {})
+    sets = " ".join(f"{k}={val}" for k, val in given.items() if k not in BIND_KEYS) or "none"
+    moved = sum(1 for k in given if k in BIND_KEYS)
+    if moved:
+        sets += f" (and {moved} endpoints moved)"
     what = (f"{st.get('transport')}, {st.get('gateway.rate', 0):g} ticks/s, "
             f"{'conflated' if st.get('orderbook.conflate') else 'every tick'}, fsync {st.get('ordermanager.fsync')}, "
             f"{st.get('strategies')} strategies")
