@@ -65,7 +65,7 @@ def test_sweep_over_three_rates_ends_with_a_comparison(launch, tmp_path):
 def test_the_command_line_lists_its_commands_and_refuses_a_missing_run_dir(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "zmqtrade", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0
-    for command in ("run", "check", "compare", "report", "keys"):
+    for command in ("run", "check", "compare", "report", "keys", "init"):
         assert f"\n  {command} " in helped.stdout
     missing = subprocess.run([sys.executable, "-m", "zmqtrade", "report", str(tmp_path / "nope")],
                              capture_output=True, text=True)
@@ -133,6 +133,45 @@ def test_plugin_fails_a_test_whose_process_exits_unexpectedly_unless_the_test_al
     assert "unexpected process exit(s)" in out and "trend:" in out
     assert "RuntimeError: flaky strategy gave up at quote 50" in out  # its log tail, in the test's report
     assert "without a report" in out and "did you mean 'rate'?" in out
+
+
+def test_the_readme_pytest_example_passes_in_a_project_outside_the_repository(pytester):
+    """The README's example, as written, in a fresh project with a strategy of its own, run by
+    pytest from outside the project: the topology is found beside the tests, the class change
+    takes the old params with it, and the project's package imports in the stack's processes."""
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("### Testing your strategy with pytest", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    project = pytester.path / "proj"
+    (project / "mypkg").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "topology.yaml").write_text((ROOT / "topology.yaml").read_text())
+    (project / "mypkg" / "__init__.py").write_text("")
+    (project / "mypkg" / "mine.py").write_text(
+        "from zmqtrade.strategies import OrderRequest, Strategy\n"
+        "class Mine(Strategy):\n"
+        "    # buys one lot of each symbol once, at its first quote\n"
+        "    bought = frozenset()\n"
+        "    def on_quote(self, q):\n"
+        "        if q.symbol in self.bought:\n"
+        "            return []\n"
+        "        self.bought = self.bought | {q.symbol}\n"
+        "        return [OrderRequest(q.symbol, 'BUY', 1, q.ask)]\n")
+    (project / "pytest.ini").write_text("[pytest]\n")  # the project's root: pytest's rootdir
+    (project / "tests" / "test_mine.py").write_text(example)
+    result = pytester.runpytest_subprocess(str(project / "tests"), "-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_init_writes_a_starter_project_whose_test_passes(pytester):
+    project = pytester.path / "proj"
+    made = subprocess.run([sys.executable, "-m", "zmqtrade", "init", str(project)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()) == \
+        ["mystrategy.py", "pytest.ini", "tests/test_mystrategy.py", "topology.yaml"]
+    again = subprocess.run([sys.executable, "-m", "zmqtrade", "init", str(project)], capture_output=True, text=True)
+    assert again.returncode == 2 and "already exist; nothing was written" in again.stderr
+    result = pytester.runpytest_subprocess(str(project), "-q", "-p", "no:cacheprovider")  # from outside it
+    result.assert_outcomes(passed=2)
 
 
 def test_plugin_live_stack_exposes_the_book(zmqtrade_stack):

@@ -353,3 +353,18 @@ def test_a_child_paused_when_the_launcher_is_killed_does_not_survive_it(launch, 
             if state in ("gone", "Z"):  # a zombie is dead: only its parent (gone) could reap it
                 del left[name]
         time.sleep(0.05)  # polling /proc against the deadline: a dead process sends no event
+
+
+def test_a_port_in_use_names_the_key_and_the_fix(launch, write_topology, tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        topo = write_topology({"gateway": {"prices": f"tcp://127.0.0.1:{port}"}})
+        run = launch(str(topo), "--run-dir", str(tmp_path / "run"), "-q")
+        assert run.finish() == 1
+    assert (f"cannot bind gateway.prices=tcp://127.0.0.1:{port} or gateway.news=tcp://127.0.0.1:*: address already "
+            f"in use") in run.output
+    assert "tcp://127.0.0.1:* to let the OS pick one" in run.output

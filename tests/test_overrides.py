@@ -32,6 +32,12 @@ def test_sweeps_and_their_points():
     assert overrides.parse_sweep("gateway.lossless=true,false") == ("gateway.lossless", [True, False])
     with pytest.raises(OverrideError):
         overrides.parse_sweep("gateway.rate=1000,,5000")
+    # commas inside a value's brackets do not split it: a sweep over mappings or lists
+    assert overrides.parse_sweep("strategies.s.params={short: 3, long: 8},{short: 5, long: 20}") == \
+        ("strategies.s.params", [{"short": 3, "long": 8}, {"short": 5, "long": 20}])
+    assert overrides.parse_sweep("symbols=[A, B],[C]") == ("symbols", [["A", "B"], ["C"]])
+    assert overrides.describe([("security.curve", True), ("s", "x"), ("p", {"a": 1})]) == \
+        'security.curve=true, s=x, p={"a": 1}'  # echoed as written, not as Python writes it
     pts = overrides.points([("a", [1, 2]), ("b", ["x", "y"])])
     assert pts == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
     assert overrides.points([]) == [{}]

@@ -514,3 +514,14 @@ def test_cli_refuses_a_run_dir_it_cannot_write(where, write_topology, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "cannot hold a run" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_class_changed_with_its_old_params_is_refused_with_the_fix(write_topology):
+    problems = problems_of(write_topology({"strategies": {"trend": {"class": "every_quote"}}}))
+    assert problems[-1] == ("strategies.trend.params: every_quote does not take 4 of these; a new class needs its "
+                            "own params: --set strategies.trend.params={} (or its parameters) beside --set "
+                            "strategies.trend.class=every_quote")
+    typo = problems_of(write_topology({"strategies": {"trend": {"params": {"shrt": 3}}}}))
+    assert typo[0].endswith("did you mean 'short'?") and len(typo) == 1  # a typo is no class change
+    name = problems_of(write_topology({"strategies": {"trend": {"class": "ma_new"}}}))
+    assert "did you mean 'ma_news'?" in name[0]

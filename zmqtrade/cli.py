@@ -5,6 +5,7 @@
     zmqtrade check FILE [--set K=V ...]
     zmqtrade compare RUN_DIR [RUN_DIR ...]
     zmqtrade report RUN_DIR                                          (report.html again)
+    zmqtrade init DIR [--force]              (a starter project: topology, strategy, test)
     zmqtrade keys DIR [NAME ...] [--topology FILE] [--force]         (CURVE key pairs)
 
 One file and no sweep is one run. Several files and/or sweeps run every combination in turn,
@@ -261,12 +262,46 @@ def report_cmd(argv: Sequence[str]) -> int:
     return 0
 
 
+TEMPLATES = {"topology.yaml.tmpl": "topology.yaml", "mystrategy.py.tmpl": "mystrategy.py",
+             "test_mystrategy.py.tmpl": "tests/test_mystrategy.py", "pytest.ini.tmpl": "pytest.ini"}
+"""The starter project (package data in zmqtrade/templates) and where ``init`` writes each file."""
+
+
+def init_cmd(argv: Sequence[str]) -> int:
+    """Write a starter project: a topology, a strategy of your own and a test of it that passes."""
+    from importlib.resources import files
+
+    p = argparse.ArgumentParser(prog="zmqtrade init", description=COMMANDS["init"])
+    p.add_argument("dir", type=Path, help="the project folder (made if missing)")
+    p.add_argument("--force", action="store_true", help="replace the starter's files if they exist")
+    args = p.parse_args(argv)
+    targets = {name: args.dir / rel for name, rel in TEMPLATES.items()}
+    there = [str(t) for t in targets.values() if t.exists()]
+    if there and not args.force:
+        print(f"zmqtrade init: {', '.join(there)} already exist; nothing was written (--force replaces them)",
+              file=sys.stderr)
+        return 2
+    try:
+        for name, target in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(files("zmqtrade.templates").joinpath(name).read_text())
+    except OSError as exc:
+        print(f"zmqtrade init: cannot write into {args.dir} ({exc.strerror}); give a folder you can write to",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(TEMPLATES.values())} in {args.dir}\n"
+          f"next: cd {args.dir} && pytest            (the test runs a real stack for 3 s)\n"
+          f"      zmqtrade run topology.yaml          (a 10 s run and its report)")
+    return 0
+
+
 COMMANDS = {
     "run": "start, supervise and stop a stack from topology file(s), then report (what launch.py does)",
     "check": "validate topology file(s) with their overrides and print the resolved stack; nothing starts",
     "compare": "compare finished runs side by side, labelled by what differs (--html for a page)",
     "report": "draw a finished run's report.html again from its run directory",
     "keys": "make CURVE key pairs for security.curve",
+    "init": "write a starter project: a topology, a strategy of your own and a passing test of it",
 }
 
 
@@ -291,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare_cmd(rest)
     if command == "report":
         return report_cmd(rest)
+    if command == "init":
+        return init_cmd(rest)
     if command == "run":
         return run(rest)
     return run(argv)

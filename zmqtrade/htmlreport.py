@@ -54,6 +54,13 @@ def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
     return fig, ax
 
 
+def _legend(ax: Any, ncol: int = 1) -> None:
+    """A legend when something is labelled (a run that never streamed draws nothing, and
+    matplotlib warns about an empty legend)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=ncol)
+
+
 def _resources(run_dir: Path) -> dict[str, dict[str, list[float]]]:
     series: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     path = run_dir / "resources.csv"
@@ -140,7 +147,7 @@ def cdf_plot(curves: dict[str, list[list[float]]], title: str) -> str:
         ax.step(xs, ys, where="post", label=label)
     ax.set_xscale("log")
     ax.set_ylim(0, 1.01)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _svg(fig)
 
 
@@ -169,14 +176,14 @@ def render(run_dir: str | Path) -> Path:
         for name, s in res.items():
             ts, ys = broken_at_restarts(s["t"], s[key], procs.get(name, {}).get("lives") or [])
             ax.plot(ts, ys, label=name)
-        ax.legend(fontsize=8, ncol=2)
+        _legend(ax, ncol=2)
         plots.append(_svg(fig))
     if any(len(p.get("lives") or []) > 1 for p in procs.values()) or rep.get("events"):
         plots.append(timeline_plot(procs, rep.get("events") or [], window))
     fig, ax = _figure("Message rates over time", "seconds since launch", "messages / s")
     for name, (ts, rs) in _rates(run_dir, kinds).items():
         ax.plot(ts, rs, label=f"{name} ({RATE_COUNTER[kinds[name]]})")
-    ax.legend(fontsize=8)
+    _legend(ax)
     plots.append(_svg(fig))
     plots.append(cdf_plot({"tick_to_ack": hists.get("tick_to_ack", [])}, "tick_to_ack distribution (CDF)"))
     hops = [h for h in ("tick_to_book", "book_to_decision", "order_to_om", "om_process", "reply_to_strategy")
@@ -188,7 +195,7 @@ def render(run_dir: str | Path) -> Path:
         ax.bar([x + 0.2 for x in xs], [rep["latency_us"][h]["p99"] for h in hops], width=0.4, label="p99")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(hops, rotation=20, fontsize=8)
-        ax.legend(fontsize=8)
+        _legend(ax)
     plots.append(_svg(fig))
 
     hosts = rep.get("hosts") or {}

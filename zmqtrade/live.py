@@ -16,6 +16,8 @@ from zmqtrade.child import Child
 RATE_COUNTER = {"gateway": "ticks_published", "orderbook": "ticks_applied", "strategy": "quotes_read",
                 "ordermanager": "orders_received"}
 """The counter whose growth is a process's 'messages per second' in the view."""
+RATE_CAPTION = ("msgs/s: the gateway's ticks published, the orderbook's ticks applied, a strategy's quotes read, "
+                "the order manager's orders received")
 GAP_COUNTERS = ("tick_gaps", "news_gaps", "doorbell_gaps")
 PLAIN_EVERY_S = 5.0
 
@@ -51,7 +53,7 @@ def row(c: Child) -> dict[str, Any]:
         "name": c.name, "kind": c.kind, "running": c.running, "state": state,
         "cpu": sample.cpu_percent if sample else 0.0,
         "rss_mb": sample.rss_bytes / 1e6 if sample else 0.0,
-        "rate": per_s, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
+        "rate": per_s if key else None, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
     }
 
 
@@ -118,19 +120,22 @@ class LiveView:
     def _table(self, rows: list[dict[str, Any]]) -> Any:
         from rich.table import Table
 
-        table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left")
+        table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left",
+                      caption=RATE_CAPTION, caption_justify="left")
         for name, justify in (("process", "left"), ("kind", "left"), ("cpu %", "right"), ("rss MB", "right"),
                               ("msgs/s", "right"), ("gaps", "right"), ("orders", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for r in rows:
             table.add_row(r["name"] + (f" ({r['state']})" if r["state"] else ""), r["kind"], f"{r['cpu']:.0f}",
-                          f"{r['rss_mb']:.1f}", f"{r['rate']:,.0f}", str(r["gaps"]), r["orders"])
+                          f"{r['rss_mb']:.1f}", "-" if r["rate"] is None else f"{r['rate']:,.0f}", str(r["gaps"]),
+                          r["orders"])
         return table
 
     def _line(self, rows: list[dict[str, Any]]) -> str:
         parts = []
         for r in rows:
             state = f" ({r['state']})" if r["state"] else ""
-            parts.append(f"{r['name']}{state} {r['rate']:,.0f}/s cpu {r['cpu']:.0f}%"
+            rate = "" if r["rate"] is None else f" {r['rate']:,.0f}/s"
+            parts.append(f"{r['name']}{state}{rate} cpu {r['cpu']:.0f}%"
                          + (f" gaps {r['gaps']}" if r["gaps"] else "") + (f" orders {r['orders']}" if r["orders"] else ""))
         return f"progress | {self._elapsed()} | " + " | ".join(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -43,12 +44,33 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
-    """``gateway.rate=1000,5000`` -> ("gateway.rate", [1000, 5000])."""
-    key, raw = parse_assignment(text)
-    values = [parse_value(v) for v in str(raw).split(",")] if not isinstance(raw, list) else raw
+    """``gateway.rate=1000,5000`` -> ("gateway.rate", [1000, 5000]); commas inside a value's
+    brackets or quotes do not split it: ``params={short: 3, long: 8},{short: 5, long: 20}``."""
+    key, _ = parse_assignment(text)
+    raw = text.partition("=")[2]
+    values = [parse_value(v) for v in split_top_level(raw)]
     if not values or any(v == "" for v in values):
         raise OverrideError(f"{text!r}: give one or more comma-separated values after '='")
     return key, values
+
+
+def split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside [], {} and quotes."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
 
 
 def apply(data: Any, overrides: Mapping[str, Any]) -> Any:
@@ -65,7 +87,7 @@ def apply(data: Any, overrides: Mapping[str, Any]) -> Any:
                 child = node[part] = {}
             elif not isinstance(child, dict):
                 where = ".".join(parts[: i + 1])
-                raise OverrideError(f"--set {key}: {where} holds the value {child!r}, not a section of keys")
+                raise OverrideError(f"{key}: {where} holds the value {shown(child)}, not a section of keys")
             node = child
         node[parts[-1]] = value
     return out
@@ -86,4 +108,17 @@ def label(overrides: Mapping[str, Any]) -> str:
 
 
 def describe(overrides: Iterable[tuple[str, Any]]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in overrides)
+    """``KEY=VALUE, ...`` with each value as it is written on the command line (YAML)."""
+    return ", ".join(f"{k}={shown(v)}" for k, v in overrides)
+
+
+def shown(value: Any) -> str:
+    """A value as YAML writes it: ``true``, not Python's ``True``; a string as it is."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    try:
+        return json.dumps(value)  # JSON is YAML's flow style: [1, 2], {"a": 1}, 1e-05
+    except (TypeError, ValueError):
+        return str(value)

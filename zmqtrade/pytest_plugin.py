@@ -10,6 +10,11 @@
             assert quote.bid < quote.ask
         assert stack.report["counters"]["tick_gaps"] == 0
 
+A relative topology path is looked up from the current directory, then from the test file's
+directory and its parents; pytest's rootdir is put on the stack's ``PYTHONPATH``, so a
+project's own strategies (``mypkg.mine:Mine``) import in the stack's processes. Replacing a strategy's class (``strategies.s1.class``) without a
+word on its params replaces them with none: the old class's would not fit the new one.
+
 A run that goes wrong fails the test by itself, saying why: a launcher that refused the
 topology or ended without a report, and any process that failed or exited unexpectedly (even
 one a restart recovered), with its reason and last log lines. A test about failures says which
@@ -154,17 +159,46 @@ def _all_here(path: str | Path) -> list[str]:
         + ["--set", "lead=local"]
 
 
+def with_own_params(sets: Mapping[str, Any]) -> dict[str, Any]:
+    """``sets`` with ``strategies.X.params: {}`` added for each strategy whose class it replaces
+    without a word on params: the old class's params would not fit the new class."""
+    out = dict(sets)
+    for key in sets:
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "strategies" and parts[2] == "class":
+            prefix = f"strategies.{parts[1]}.params"
+            if not any(k == prefix or k.startswith(prefix + ".") for k in sets):
+                out[prefix] = {}
+    return out
+
+
+def find_topology(path: str | Path, test_file: Path | None) -> Path:
+    """A relative topology path from the current directory, else from the test file's directory
+    and its parents (so a test finds its project's topology.yaml wherever pytest runs from)."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or test_file is None:
+        return p
+    for folder in [test_file.parent, *test_file.parent.parents]:
+        if (folder / p).exists():
+            return folder / p
+    return p  # the launcher says it is missing
+
+
 class StackFactory:
     """The ``zmqtrade_stack`` fixture: call it for a finished run, or use ``.live()``."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, test_file: Path | None = None, root: Path | None = None) -> None:
         self.tmp_path = tmp_path
+        self.test_file = test_file
+        self.root = root
+        """pytest's rootdir: put on the stack's PYTHONPATH, so the project's own strategies import."""
         self.runs: list[StackRun] = []
 
     def _start(self, topology: str | Path, set: Mapping[str, Any] | None, duration: float,
                transport: str, env: Mapping[str, str] | None) -> StackRun:
         n = len(self.runs) + 1
         run_dir = self.tmp_path / f"zmqtrade-run-{n}"
+        topology = find_topology(topology, self.test_file)
         argv = [sys.executable, "-m", "zmqtrade", "run", str(topology), "--run-dir", str(run_dir),
                 "--duration", str(duration), "-q"]
         from zmqtrade.topology import BIND_KEYS
@@ -174,11 +208,14 @@ class StackFactory:
             endpoint = f"ipc://{self.tmp_path}/{n}-{name}.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
             argv += ["--set", f"{key}={endpoint}"]
         argv += _all_here(topology)
-        for key, value in (set or {}).items():
+        for key, value in with_own_params(set or {}).items():
             argv += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
         out = self.tmp_path / f"zmqtrade-launcher-{n}.out"
+        environ = {**os.environ, **(env or {})}
+        if self.root is not None:
+            environ["PYTHONPATH"] = os.pathsep.join(p for p in (environ.get("PYTHONPATH"), str(self.root)) if p)
         with open(out, "wb") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environ)
         run = StackRun(run_dir, proc, out)
         self.runs.append(run)
         return run
@@ -235,9 +272,9 @@ class StackFactory:
 
 
 @pytest.fixture
-def zmqtrade_stack(tmp_path: Path) -> Iterator[StackFactory]:
+def zmqtrade_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StackFactory]:
     """Start zmqtrade stacks on free ports in this test's tmp dir; always stopped at teardown."""
-    factory = StackFactory(tmp_path)
+    factory = StackFactory(tmp_path, Path(str(request.node.fspath)), Path(request.config.rootpath))
     try:
         yield factory
     finally:

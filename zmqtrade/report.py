@@ -196,8 +196,12 @@ def summary(report: Mapping[str, Any]) -> str:
               f"  unanswered {c['orders_unanswered']}  re-sent {c['orders_resent']}  journal {c['journal_records']}",
               f"  malformed messages {c['malformed_messages']}  publisher resyncs {c['resyncs']}"
               f"  stale-book skips {c['stale_book_skips']}"]
-    lines += ["", f"  {'latency (us)':<20}{'count':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]
     rows = [*report["latency_us"].items(), ("book_staleness", report["book_staleness_us"])]
+    if any(lat["count"] for _, lat in rows):
+        lines += ["", f"  {'latency (us)':<20}{'count':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]
+    else:
+        lines += ["", "  latency: no samples (no order went through: the stack never streamed, or nothing traded)"]
+        rows = []
     flagged = False
     for name, lat in rows:
         cells = [percentile_cell(lat, q) for q in ("p50", "p90", "p99", "p999")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import gc
 import logging
 import os
@@ -525,7 +526,12 @@ def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
         log.error("not ready within %.0f s: %s", READY_TIMEOUT_S, exc)
         return 1
     except zmq.ZMQError as exc:
-        log.error("socket error while starting: %s (is an endpoint in use by another run?)", exc)
+        if exc.errno == errno.EADDRINUSE:
+            mine = [f"{k}={topo.bind_endpoint(k)}" for k, kind in topology.BINDERS.items() if kind == cls.kind]
+            log.error("cannot bind %s: address already in use (another run, or another program, holds the "
+                      "port); give another port, or tcp://127.0.0.1:* to let the OS pick one", " or ".join(mine))
+        else:
+            log.error("socket error while starting: %s", exc)
         return 1
     except ResourceError as exc:  # a book or journal we must not run on (or write to); the message says why
         log.error("%s: %s", "stopped" if svc.running else "cannot start", exc)

@@ -909,8 +909,13 @@ def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> No
     except StrategyLoadError as exc:
         conv.fail(f"{path}.class", str(exc))
         return
+    unknown = 0  # unknown and like none of the class's: not a typo
     for key, problem in cls.problems(spec.params):
         conv.fail(f"{path}.params" + (f".{key}" if key else ""), problem)
+        unknown += problem.startswith("unknown parameter") and "did you mean" not in problem
+    if unknown and unknown == len(spec.params):  # most often: the class was changed, the old params stayed
+        conv.fail(f"{path}.params", f"{spec.cls} does not take {unknown} of these; a new class needs its own "
+                  f"params: --set {path}.params={{}} (or its parameters) beside --set {path}.class={spec.cls}")
 
 
 # --------------------------------------------------------------------------- entry points

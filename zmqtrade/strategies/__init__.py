@@ -1,6 +1,7 @@
 """Strategies: the base class, the built-ins, and loading one by name or ``module:Class``."""
 from __future__ import annotations
 
+import difflib
 import importlib
 
 from zmqtrade.strategies.base import BUY, SELL, OrderRequest, Strategy
@@ -22,7 +23,9 @@ def load_strategy_class(spec: str) -> type[Strategy]:
     """A built-in name (see BUILTINS) or ``package.module:ClassName``."""
     path = BUILTINS.get(spec, spec)
     if ":" not in path:
-        raise StrategyLoadError(f"{spec!r} is neither a built-in ({', '.join(BUILTINS)}) nor module:Class")
+        close = difflib.get_close_matches(spec, BUILTINS, n=1)
+        raise StrategyLoadError(f"{spec!r} is neither a built-in ({', '.join(BUILTINS)}) nor module:Class"
+                                + (f"; did you mean {close[0]!r}?" if close else ""))
     module_name, _, cls_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)

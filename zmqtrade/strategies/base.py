@@ -15,6 +15,7 @@ before anything starts: an unknown name or a value of the wrong type is refused.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 from zmqtrade.book import Quote
@@ -95,7 +96,8 @@ class Strategy:
         """Why ``key: value`` is not acceptable, or None if it is."""
         if key not in cls.defaults:
             known = ", ".join(sorted(cls.defaults)) or "none"
-            return f"unknown parameter for {cls.__name__} (known: {known})"
+            close = difflib.get_close_matches(str(key), list(cls.defaults), n=1)
+            return f"unknown parameter for {cls.__name__} (known: {known})" + (f"; did you mean {close[0]!r}?" if close else "")
         want = type(cls.defaults[key])
         ok = isinstance(value, want) and not (isinstance(value, bool) and want is not bool)
         if want is float and isinstance(value, int) and not isinstance(value, bool):

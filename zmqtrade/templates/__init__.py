@@ -1,0 +1,1 @@
+"""The starter project `zmqtrade init` writes (package data: the *.tmpl files)."""
