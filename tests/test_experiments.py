@@ -45,8 +45,12 @@ def test_sweep_over_three_rates_ends_with_a_comparison(launch, tmp_path):
     dirs = sorted(p for p in base.iterdir() if p.is_dir())
     assert [d.name for d in dirs] == ["01-default-gateway.rate=500", "02-default-gateway.rate=1000",
                                       "03-default-gateway.rate=2000"]
-    rates = [json.loads((d / "report.json").read_text())["counters"]["ticks_applied"] for d in dirs]
+    reports = [json.loads((d / "report.json").read_text()) for d in dirs]
+    rates = [r["counters"]["ticks_applied"] for r in reports]
     assert rates[0] < rates[1] < rates[2]
+    launcher_mb = [r["processes"]["launcher"]["rss_bytes"]["max"] / 1e6 for r in reports]
+    assert max(launcher_mb) - min(launcher_mb) < 10, launcher_mb  # report.html drawn aside: no matplotlib kept
+    assert all((d / "report.html").exists() for d in dirs)
     table = (base / "comparison.txt").read_text()
     rows = [line for line in table.splitlines() if line.startswith("default ")]
     assert len(rows) == 3 and "gateway.rate=2000" in rows[2]

@@ -113,17 +113,32 @@ def compare_html(run_dirs: Sequence[str | Path], out: str | Path, names: Sequenc
     """A self-contained page: the table above and the runs' tick-to-ack CDFs overlaid."""
     import html
 
-    from zmqtrade.htmlreport import CSS, cdf_plot
+    from zmqtrade.htmlreport import CSS, _table, percentile_plot
 
-    names = list(names or labels([load(d) for d in run_dirs], run_dirs))
+    reports = [load(d) for d in run_dirs]
+    names = list(names or labels(reports, run_dirs))
     curves = {}
     for d, n in zip(run_dirs, names):
         path = Path(d) / "latency.json"
         curves[n] = json.loads(path.read_text()).get("tick_to_ack", []) if path.exists() else []
+    rows = [row(r, n) for r, n in zip(reports, names)]
+    first = rows[0]
+    cells = []
+    for r in rows:
+        lat = {"p50": r.p50, "p99": r.p99, "p999": r.p999, "count": r.samples}
+        cells.append([r.name, f"{r.ticks_per_s:,.0f}", f"{r.loss_pct:.2f}", r.orders, r.samples,
+                      *[percentile_cell(lat, q) for q in ("p50", "p99", "p999")], f"{r.cpu_pct:.0f}",
+                      f"{r.stack_mb:.1f}", f"{r.launcher_mb:.1f}", r.exit_code,
+                      _ratio(r.ticks_per_s, first.ticks_per_s).strip(), _ratio(r.p99, first.p99).strip(),
+                      _ratio(r.cpu_pct, first.cpu_pct).strip()])
+    head = ["run (what differs)", "ticks/s", "loss %", "orders", "samples", "p50 us", "p99 us", "p99.9 us", "cpu %",
+            "stack MB", "launcher MB", "exit", "ticks/s vs first", "p99 vs first", "cpu vs first"]
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>zmqtrade comparison</title>"
             f"<style>{CSS}</style></head><body><h1>zmqtrade comparison</h1>"
-            f"<pre>{html.escape(compare(run_dirs, names))}</pre>"
-            f"<div class='plot'>{cdf_plot(curves, 'tick_to_ack, all runs (CDF)')}</div></body></html>\n")
+            f"{_table(head, cells)}<p>* too few samples for that figure (p99 &lt; {FEW['p99']}, p99.9 &lt; "
+            f"{FEW['p999']}): an estimate. stack MB: the stack's processes' peak RSS summed.</p>"
+            f"<div class='plot'>{percentile_plot(curves, 'tick_to_ack by percentile, all runs')}</div>"
+            f"<p>Runs: {', '.join(html.escape(str(Path(d))) for d in run_dirs)}</p></body></html>\n")
     out = Path(out)
     out.write_text(page)
     return out

@@ -54,11 +54,59 @@ def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
     return fig, ax
 
 
-def _legend(ax: Any, ncol: int = 1) -> None:
+KIND_ORDER = ("gateway", "orderbook", "strategy", "ordermanager")
+
+
+def rates_plot(rates: dict[str, tuple[list[float], list[float]]], kinds: dict[str, str]) -> str:
+    """Messages per second, one panel per process kind (each on its own scale: the order
+    manager's dozen a second is not flattened against the gateway's thousands)."""
+    import matplotlib.pyplot as plt
+
+    present = [k for k in KIND_ORDER if any(kinds.get(n) == k for n in rates)]
+    fig, axes = plt.subplots(max(1, len(present)), 1, figsize=(6.4, 1.3 + 1.1 * max(1, len(present))), sharex=True,
+                             squeeze=False)
+    axes[0][0].set_title("Message rates over time, per kind")
+    for row, kind in zip(axes, present):
+        ax = row[0]
+        for name, (ts, rs) in rates.items():
+            if kinds.get(name) == kind:
+                ax.plot(ts, rs, label=name)
+        ax.set_ylabel(f"{RATE_COUNTER[kind].replace('_', ' ')}\n/ s", fontsize=7)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        _legend(ax, outside=True)
+    axes[-1][0].set_xlabel("seconds since launch")
+    return _svg(fig)
+
+
+def hops_plot(latency: dict[str, Any]) -> str:
+    """p50 and p99 of each hop side by side on a log axis, each bar labelled with its value."""
+    hops = [h for h in ("tick_to_book", "book_to_decision", "order_to_om", "om_process", "reply_to_strategy")
+            if latency.get(h, {}).get("count")]
+    fig, ax = _figure("Per-hop latency, p50 and p99", "hop", "us (log scale)")
+    if hops:
+        xs = range(len(hops))
+        for offset, q in ((-0.2, "p50"), (0.2, "p99")):
+            values = [max(latency[h][q], 0.1) for h in hops]
+            bars = ax.bar([x + offset for x in xs], values, width=0.4, label=q)
+            for bar, v in zip(bars, values):
+                ax.annotate(f"{v:.0f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(hops, rotation=20, fontsize=8)
+        _legend(ax)
+    return _svg(fig)
+
+
+def _legend(ax: Any, ncol: int = 1, outside: bool = False) -> None:
     """A legend when something is labelled (a run that never streamed draws nothing, and
-    matplotlib warns about an empty legend)."""
+    matplotlib warns about an empty legend); ``outside`` the axes, right of them, so it covers
+    no data (for plots with a line per process)."""
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, ncol=ncol)
+        if outside:
+            ax.legend(fontsize=7, ncol=ncol, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        else:
+            ax.legend(fontsize=8, ncol=ncol)
 
 
 def _resources(run_dir: Path) -> dict[str, dict[str, list[float]]]:
@@ -132,21 +180,37 @@ def timeline_plot(procs: dict[str, Any], events: list[dict[str, Any]], window: l
     return _svg(fig)
 
 
-def cdf_plot(curves: dict[str, list[list[float]]], title: str) -> str:
-    """Overlaid latency CDFs (log x) from [us, count] bucket lists."""
-    fig, ax = _figure(title, "latency (us, log scale)", "fraction of samples")
+PERCENTILE_TICKS = ((2, "50%"), (10, "90%"), (100, "99%"), (1000, "99.9%"), (10000, "99.99%"))
+"""Where each percentile sits on the plot's x axis, 1 / (1 - q): the tail gets the room."""
+
+
+def percentile_plot(curves: dict[str, list[list[float]]], title: str) -> str:
+    """Latency by percentile (HdrHistogram style), runs overlaid: x is 1 / (1 - q) on a log axis,
+    so 50%, 90%, 99%, 99.9% and 99.99% are evenly spaced and the tail is not squeezed into the
+    top of a CDF; y (log) is microseconds. Each curve stops at the percentile its samples reach."""
+    fig, ax = _figure(title, "percentile", "latency (us, log scale)")
+    reach = 2.0
     for label, pts in curves.items():
         total = sum(n for _, n in pts)
         if not total:
             continue
         xs, ys, acc = [], [], 0
         for us, n in pts:
+            xs.append(1.0 / (1.0 - acc / total))
             acc += n
-            xs.append(max(us, 0.001))
-            ys.append(acc / total)
-        ax.step(xs, ys, where="post", label=label)
+            ys.append(max(us, 0.001))
+            if acc < total:
+                xs.append(1.0 / (1.0 - acc / total))
+                ys.append(max(us, 0.001))
+        ax.plot(xs, ys, label=f"{label} ({total:,} samples)", drawstyle="steps-post")
+        reach = max(reach, total)  # beyond 1 / (1 - (n-1)/n) = n a curve has nothing to say
     ax.set_xscale("log")
-    ax.set_ylim(0, 1.01)
+    ax.set_yscale("log")
+    ticks = [(x, t) for x, t in PERCENTILE_TICKS if x <= reach * 1.01] or list(PERCENTILE_TICKS[:1])
+    ax.set_xticks([x for x, _ in ticks])
+    ax.set_xticklabels([t for _, t in ticks])
+    ax.set_xlim(1, max(x for x, _ in ticks) * 1.5)
+    ax.minorticks_off()
     _legend(ax)
     return _svg(fig)
 
@@ -171,32 +235,25 @@ def render(run_dir: str | Path) -> Path:
     plots = []
     for key, ylabel, title in (("cpu", "CPU % (100 = one core)", "CPU over time"), ("rss", "RSS MB", "Memory over time")):
         fig, ax = _figure(title, "seconds since launch", ylabel)
-        if window:
-            ax.axvspan(*window, color="#2a7", alpha=0.07, label="streaming")
+        top = 0.0
         for name, s in res.items():
             ts, ys = broken_at_restarts(s["t"], s[key], procs.get(name, {}).get("lives") or [])
             ax.plot(ts, ys, label=name)
-        _legend(ax, ncol=2)
+            inside = [y for t, y in zip(s["t"], s[key]) if not window or window[0] < t <= window[1]]
+            top = max([top, *inside])
+        if window:  # start-up and stop greyed: the axis is scaled to the load, not to the imports
+            end = max([window[1], *[t for s in res.values() for t in s["t"]]])
+            ax.axvspan(0, window[0], color="#888", alpha=0.12, label="start-up")
+            ax.axvspan(window[1], end, color="#888", alpha=0.12)
+            if top > 0:
+                ax.set_ylim(0, top * 1.25)
+        _legend(ax, outside=True)
         plots.append(_svg(fig))
     if any(len(p.get("lives") or []) > 1 for p in procs.values()) or rep.get("events"):
         plots.append(timeline_plot(procs, rep.get("events") or [], window))
-    fig, ax = _figure("Message rates over time", "seconds since launch", "messages / s")
-    for name, (ts, rs) in _rates(run_dir, kinds).items():
-        ax.plot(ts, rs, label=f"{name} ({RATE_COUNTER[kinds[name]]})")
-    _legend(ax)
-    plots.append(_svg(fig))
-    plots.append(cdf_plot({"tick_to_ack": hists.get("tick_to_ack", [])}, "tick_to_ack distribution (CDF)"))
-    hops = [h for h in ("tick_to_book", "book_to_decision", "order_to_om", "om_process", "reply_to_strategy")
-            if rep["latency_us"].get(h, {}).get("count")]
-    fig, ax = _figure("Per-hop latency", "hop", "us")
-    if hops:
-        xs = range(len(hops))
-        ax.bar([x - 0.2 for x in xs], [rep["latency_us"][h]["p50"] for h in hops], width=0.4, label="p50")
-        ax.bar([x + 0.2 for x in xs], [rep["latency_us"][h]["p99"] for h in hops], width=0.4, label="p99")
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels(hops, rotation=20, fontsize=8)
-        _legend(ax)
-    plots.append(_svg(fig))
+    plots.append(rates_plot(_rates(run_dir, kinds), kinds))
+    plots.append(percentile_plot({"tick_to_ack": hists.get("tick_to_ack", [])}, "tick_to_ack by percentile"))
+    plots.append(hops_plot(rep["latency_us"]))
 
     hosts = rep.get("hosts") or {}
     where = (lambda p: [p.get("host", "")]) if hosts else (lambda p: [])
