@@ -66,6 +66,21 @@ def test_sweep_over_three_rates_ends_with_a_comparison(launch, tmp_path):
     assert m["versions"]["libzmq"] and m["machine"]["cpus"] >= 1 and len(m["machine"]["load_at_start"]) == 3
 
 
+def test_repeat_runs_each_point_again_and_marks_differences_within_noise(launch, tmp_path):
+    base = tmp_path / "rep"
+    ports = [f"--set={k}=tcp://127.0.0.1:*" for k in
+             ("control", "gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint")]
+    run = launch(str(ROOT / "topology.yaml"), *ports, "--repeat", "2", "--duration", "1", "--run-dir", str(base), "-q")
+    assert run.finish(timeout=120) == 0, run.output + run.stderr
+    assert sorted(p.name for p in base.iterdir() if p.is_dir()) == ["01-default-base-r1", "01-default-base-r2"]
+    table = (base / "comparison.txt").read_text()
+    point = next(line for line in table.splitlines() if line.startswith("default "))
+    assert re.search(r"^default\s+2\s", point) and re.search(r"\d+ \[\d+-\d+\]", point)  # median [range] of 2 runs
+    assert "every run:" in table and "default r2" in table
+    bad = launch(str(ROOT / "topology.yaml"), "--repeat", "0")
+    assert bad.finish() == 2 and "--repeat must be 1 or more" in bad.stderr
+
+
 def test_the_command_line_lists_its_commands_and_refuses_a_missing_run_dir(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "zmqtrade", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0

@@ -1,6 +1,6 @@
 """Command line.
 
-    zmqtrade run FILE [FILE ...] [--set K=V ...] [--sweep K=V1,V2 ...]   (what launch.py does)
+    zmqtrade run FILE [FILE ...] [--set K=V ...] [--sweep K=V1,V2 ...] [--repeat N]   (launch.py)
     zmqtrade run FILE --host NAME [--lead HOST]       (one host's share of a multi-host stack)
     zmqtrade check FILE [--set K=V ...]
     zmqtrade compare RUN_DIR [RUN_DIR ...]
@@ -34,6 +34,9 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
                    help="override a key, e.g. gateway.rate=20000 or strategies.s1.params.short=3 (repeatable)")
     p.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="run once per value (several sweeps: every combination) and compare (repeatable)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run every point N times and compare medians and ranges (a difference inside the runs' "
+                        "own spread is marked as noise)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="seconds to stream (overrides duration_s; 0 = until Ctrl-C)")
     p.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
@@ -94,6 +97,9 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
     if args.duration is not None and not 0 <= args.duration < float("inf"):
         print(f"{prog}: --duration must be a finite number of seconds >= 0, got {args.duration}", file=sys.stderr)
         return 2
+    if args.repeat < 1:
+        print(f"{prog}: --repeat must be 1 or more, got {args.repeat}", file=sys.stderr)
+        return 2
     runs = plan(args)
     problem = placement_problem(runs, args.host)
     if problem and not (args.check and args.host is None):
@@ -120,7 +126,7 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
         if problem:
             print(f"{prog}: {problem}", file=sys.stderr)
             return 2
-    if len(runs) == 1:
+    if len(runs) == 1 and args.repeat == 1:
         topo = runs[0][2]
         cls, host = launcher_for(topo, args.host)
         try:
@@ -166,20 +172,33 @@ def sweep(runs: list[Point], args: argparse.Namespace) -> int:
     from zmqtrade.launcher import Launcher
 
     base = args.run_dir or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-sweep"
-    dirs, names, worst = [], [], 0
+    dirs, names, groups, worst = [], [], [], 0
+    repeats = args.repeat
+    interrupted = False
     for i, (path, point, topo, sets) in enumerate(runs, start=1):
         name = f"{topo.name}" + (f" {overrides.describe(point.items())}" if point else "")
-        run_dir = base / f"{i:02d}-{topo.name}-{overrides.label(point)}"
-        print(f"\n=== sweep point {i}/{len(runs)}: {name} -> {run_dir}", flush=True)
-        launcher = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet, overrides=sets)
-        code = launcher.run()
-        worst = max(worst, code)
-        dirs.append(run_dir)
-        names.append(name)
-        if launcher.interrupts:
-            print(f"\n=== sweep interrupted after point {i}/{len(runs)}", flush=True)
+        group: list[Path] = []
+        for k in range(1, repeats + 1):  # a point's repeats in a row, as the points themselves are
+            run_dir = base / (f"{i:02d}-{topo.name}-{overrides.label(point)}" + (f"-r{k}" if repeats > 1 else ""))
+            print(f"\n=== sweep point {i}/{len(runs)}" + (f" run {k}/{repeats}" if repeats > 1 else "")
+                  + f": {name} -> {run_dir}", flush=True)
+            launcher = Launcher(topo, run_dir, args.duration, verbose=args.verbose, console=not args.quiet,
+                                overrides=sets)
+            code = launcher.run()
+            worst = max(worst, code)
+            dirs.append(run_dir)
+            names.append(name + (f" r{k}" if repeats > 1 else ""))
+            group.append(run_dir)
+            if launcher.interrupts:
+                interrupted = True
+                break
+        groups.append((name, group))
+        if interrupted:
+            print(f"\n=== sweep interrupted at point {i}/{len(runs)}", flush=True)
             break
     text = compare.compare(dirs, names)
+    if repeats > 1:
+        text = compare.repeated(groups) + "\n\nevery run:\n" + text
     (base / "comparison.txt").write_text(text + "\n")
     compare.compare_html(dirs, base / "comparison.html", names)
     print(f"\n{text}\n\ncomparison: {base / 'comparison.txt'}", flush=True)

@@ -12,6 +12,7 @@ when they are too few to be more than an estimate.
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -107,6 +108,43 @@ def compare(run_dirs: Sequence[str | Path], names: Sequence[str] | None = None) 
     reports = [load(d) for d in run_dirs]
     names = names or labels(reports, run_dirs)
     return table([row(r, n) for r, n in zip(reports, names)])
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def repeated(groups: Sequence[tuple[str, Sequence[str | Path]]]) -> str:
+    """One line per point run several times: each figure's median [min-max] over the repeats,
+    and its ratio to the first point's median, marked ``~`` when the two points' ranges overlap
+    (the difference is within the runs' own spread: noise, not an effect)."""
+    points = [(name, [row(load(d), name) for d in dirs]) for name, dirs in groups]
+    width = max([len(n) for n, _ in points] + [5])
+    head = (f"{'point':<{width}} {'runs':>4} {'ticks/s':>9} {'p50 us median [range]':>22} "
+            f"{'p99 us median [range]':>22} {'cpu%':>5} {'stackMB':>8} {'exit':>4} | vs first: {'p50':>7} "
+            f"{'p99':>7} {'cpu':>7}")
+    lines = [head, "-" * len(head)]
+    figures = ("p50", "p99", "cpu_pct")
+    first = {f: _spread([getattr(r, f) for r in points[0][1]]) for f in figures}
+    few_any = False
+    for i, (name, rows) in enumerate(points):
+        s = {f: _spread([getattr(r, f) for r in rows]) for f in figures}
+
+        def vs(f: str) -> str:
+            (med, lo, hi), (fmed, flo, fhi) = s[f], first[f]
+            return _ratio(med, fmed).strip() + ("~" if i and lo <= fhi and flo <= hi else " ")
+
+        few = "*" if min(r.samples for r in rows) < FEW["p99"] else ""
+        few_any = few_any or bool(few)
+        p50 = f"{s['p50'][0]:.0f} [{s['p50'][1]:.0f}-{s['p50'][2]:.0f}]"
+        p99 = f"{s['p99'][0]:.0f}{few} [{s['p99'][1]:.0f}-{s['p99'][2]:.0f}]"
+        lines.append(f"{name:<{width}} {len(rows):>4} {statistics.median(r.ticks_per_s for r in rows):>9,.0f} "
+                     f"{p50:>22} {p99:>22} {s['cpu_pct'][0]:>5.0f} {statistics.median(r.stack_mb for r in rows):>8.1f} "
+                     f"{max(r.exit_code for r in rows):>4} | {'':>10}{vs('p50'):>8}{vs('p99'):>8}{vs('cpu_pct'):>8}")
+    lines += ["", "~ its range overlaps the first point's: the difference is within the runs' own noise"]
+    if few_any:
+        lines.append(f"* a run of that point has fewer than {FEW['p99']} tick_to_ack samples: its p99 is an estimate")
+    return "\n".join(lines)
 
 
 def compare_html(run_dirs: Sequence[str | Path], out: str | Path, names: Sequence[str] | None = None) -> Path:
