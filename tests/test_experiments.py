@@ -90,6 +90,9 @@ def test_the_command_line_lists_its_commands_and_refuses_a_missing_run_dir(tmp_p
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "holds no report.json" in missing.stderr
     assert "Traceback" not in missing.stderr
+    nothing = subprocess.run([sys.executable, "-m", "zmqtrade", "compare", str(tmp_path / "nope")],
+                             capture_output=True, text=True)
+    assert nothing.returncode == 2 and "no report here" in nothing.stderr and "Traceback" not in nothing.stderr
 
 
 def test_bad_set_is_refused_before_anything_starts(launch, tmp_path):
@@ -191,6 +194,12 @@ def test_init_writes_a_starter_project_whose_test_passes(pytester):
     assert again.returncode == 2 and "already exist; nothing was written" in again.stderr
     result = pytester.runpytest_subprocess(str(project), "-q", "-p", "no:cacheprovider")  # from outside it
     result.assert_outcomes(passed=2)
+    ports = [f"--set={k}=tcp://127.0.0.1:*" for k in
+             ("control", "gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint")]
+    ran = subprocess.run([sys.executable, "-m", "zmqtrade", "run", str(project / "topology.yaml"), *ports,  # elsewhere
+                          "--duration", "1", "-q", "--run-dir", str(pytester.path / "run")], cwd=pytester.path,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr  # mystrategy imports from beside the topology
 
 
 def test_plugin_live_stack_exposes_the_book(zmqtrade_stack):

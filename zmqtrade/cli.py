@@ -196,11 +196,16 @@ def sweep(runs: list[Point], args: argparse.Namespace) -> int:
         if interrupted:
             print(f"\n=== sweep interrupted at point {i}/{len(runs)}", flush=True)
             break
-    text = compare.compare(dirs, names)
+    done = [(d, n) for d, n in zip(dirs, names) if (d / "report.json").exists()]  # a point may have ended without
+    if not done:
+        print("\n=== no point left a report: nothing to compare", flush=True)
+        return max(worst, 1)
+    text = compare.compare([d for d, _ in done], [n for _, n in done])
     if repeats > 1:
-        text = compare.repeated(groups) + "\n\nevery run:\n" + text
+        kept = [(n, [d for d in g if (d / "report.json").exists()]) for n, g in groups]
+        text = compare.repeated([(n, g) for n, g in kept if g]) + "\n\nevery run:\n" + text
     (base / "comparison.txt").write_text(text + "\n")
-    compare.compare_html(dirs, base / "comparison.html", names)
+    compare.compare_html([d for d, _ in done], base / "comparison.html", [n for _, n in done])
     print(f"\n{text}\n\ncomparison: {base / 'comparison.txt'}", flush=True)
     return worst
 
@@ -212,9 +217,13 @@ def compare_cmd(argv: Sequence[str]) -> int:
     p.add_argument("run_dirs", nargs="+", help="run directories (each holds a report.json)")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a page with the runs' latency CDFs overlaid")
     args = p.parse_args(argv)
-    print(compare.compare(args.run_dirs))
-    if args.html:
-        print(compare.compare_html(args.run_dirs, args.html))
+    try:
+        print(compare.compare(args.run_dirs))
+        if args.html:
+            print(compare.compare_html(args.run_dirs, args.html))
+    except compare.CompareError as exc:
+        print(f"zmqtrade compare: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

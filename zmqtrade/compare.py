@@ -37,14 +37,18 @@ class Row:
     exit_code: int
 
 
+class CompareError(ValueError):
+    """A run directory that cannot be compared (no report, or a damaged one)."""
+
+
 def load(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "report.json"
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SystemExit(f"{path}: no report here; is {run_dir} a run directory?") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise CompareError(f"{path}: no report here; is {run_dir} a run directory (one a finished run wrote)?") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"{path}: not valid JSON ({exc})") from None
+        raise CompareError(f"{path}: not valid JSON ({exc})") from None
 
 
 def row(report: dict[str, Any], name: str) -> Row:

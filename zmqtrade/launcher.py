@@ -237,6 +237,9 @@ class Launcher:
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        if self.topo.source and Path(self.topo.source).exists():  # strategies kept beside the topology import
+            here = str(Path(self.topo.source).resolve().parent)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), here) if p)
         env.update(self.control.env())  # its control link's secret: the routing id a child is heard by
         return env
 

@@ -754,7 +754,7 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | 
             if sym not in published:
                 conv.fail(f"strategies.{name}.symbols[{i}]",
                           f"{sym!r} is not published by the gateway; add it to symbols or remove it here")
-        _check_strategy_class(spec, f"strategies.{name}", conv)
+        _check_strategy_class(spec, f"strategies.{name}", conv, base_dir)
     names = topo.process_names()
     here = _available_cpus()
     for name in names:
@@ -901,11 +901,11 @@ def warnings(topo: Topology) -> list[str]:
     return out
 
 
-def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter) -> None:
+def _check_strategy_class(spec: StrategySpec, path: str, conv: _Converter, base_dir: Path) -> None:
     from zmqtrade.strategies import StrategyLoadError, load_strategy_class
 
     try:
-        cls = load_strategy_class(spec.cls)
+        cls = load_strategy_class(spec.cls, beside=base_dir)
     except StrategyLoadError as exc:
         conv.fail(f"{path}.class", str(exc))
         return

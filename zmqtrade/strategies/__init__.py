@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
+from pathlib import Path
 
 from zmqtrade.strategies.base import BUY, SELL, OrderRequest, Strategy
 
@@ -19,8 +21,12 @@ class StrategyLoadError(ValueError):
     """The strategy named in a topology cannot be found or is not a Strategy."""
 
 
-def load_strategy_class(spec: str) -> type[Strategy]:
-    """A built-in name (see BUILTINS) or ``package.module:ClassName``."""
+def load_strategy_class(spec: str, beside: Path | None = None) -> type[Strategy]:
+    """A built-in name (see BUILTINS) or ``package.module:ClassName``, imported from sys.path or,
+    failing that, from ``beside`` (the topology file's folder: a project keeps its strategy next
+    to its topology, and the launcher puts that folder on its children's PYTHONPATH)."""
+    if beside is not None and str(beside) not in sys.path:
+        sys.path.append(str(beside))
     path = BUILTINS.get(spec, spec)
     if ":" not in path:
         close = difflib.get_close_matches(spec, BUILTINS, n=1)
