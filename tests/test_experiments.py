@@ -268,3 +268,18 @@ def test_compare_counts_each_lost_tick_once():
               "latency_us": {"tick_to_ack": {"p50": 1.0, "p99": 2.0, "p999": 3.0}}, "duration_s": 1.0,
               "processes": {"a": {"cpu_percent": {"mean": 10.0}, "rss_bytes": {"max": 1_000_000}}}, "exit_code": 0}
     assert compare.row(report, "r").loss_pct == pytest.approx(1.0)
+
+
+def test_the_live_view_shows_a_strategys_tick_to_ack_over_the_last_interval(tmp_path):
+    from zmqtrade.child import Child
+    from zmqtrade.live import row
+
+    c = Child("trend", "strategy", [], tmp_path / "trend.log")
+    c.progress = [(1.0, {"tick_acks": 10, "tick_to_ack_us": 5_000, "quotes_read": 10}),
+                  (1.5, {"tick_acks": 30, "tick_to_ack_us": 17_000, "quotes_read": 40})]
+    assert row(c)["ack_us"] == 600  # 12,000 us over 20 acks in the interval, not the run's mean
+    c.progress.append((2.0, {"tick_acks": 3, "tick_to_ack_us": 900, "quotes_read": 3}))  # a new life counts from 0
+    assert row(c)["ack_us"] is None
+    om = Child("ordermanager", "ordermanager", [], tmp_path / "om.log")
+    om.progress = c.progress[:2]
+    assert row(om)["ack_us"] is None

@@ -17,7 +17,7 @@ RATE_COUNTER = {"gateway": "ticks_published", "orderbook": "ticks_applied", "str
                 "ordermanager": "orders_received"}
 """The counter whose growth is a process's 'messages per second' in the view."""
 RATE_CAPTION = ("msgs/s: the gateway's ticks published, the orderbook's ticks applied, a strategy's quotes read, "
-                "the order manager's orders received")
+                "the order manager's orders received; tick->ack us: a strategy's mean over the last report interval")
 GAP_COUNTERS = ("tick_gaps", "news_gaps", "doorbell_gaps")
 PLAIN_EVERY_S = 5.0
 
@@ -39,7 +39,12 @@ def row(c: Child) -> dict[str, Any]:
     if key and len(c.progress) >= 2:
         (t0, a), (t1, b) = c.progress[-2], c.progress[-1]
         per_s = rate_between((t0, a.get(key, 0)), (t1, b.get(key, 0))) or 0.0
-    orders = ""
+    orders, ack_us = "", None
+    if c.kind == "strategy" and len(c.progress) >= 2:  # the mean over the last report interval
+        a, b = c.progress[-2][1], c.progress[-1][1]
+        acks = b.get("tick_acks", 0) - a.get("tick_acks", 0)
+        if acks > 0:  # none, or a restart between the two reports: nothing to say
+            ack_us = (b.get("tick_to_ack_us", 0) - a.get("tick_to_ack_us", 0)) / acks
     if c.kind == "strategy":
         orders = f"{counters.get('orders_acked', 0)}/{counters.get('orders_sent', 0)}"
     elif c.kind == "ordermanager":
@@ -53,7 +58,7 @@ def row(c: Child) -> dict[str, Any]:
         "name": c.name, "kind": c.kind, "running": c.running, "state": state,
         "cpu": sample.cpu_percent if sample else 0.0,
         "rss_mb": sample.rss_bytes / 1e6 if sample else 0.0,
-        "rate": per_s if key else None, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
+        "rate": per_s if key else None, "ack_us": ack_us, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
     }
 
 
@@ -123,12 +128,12 @@ class LiveView:
         table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left",
                       caption=RATE_CAPTION, caption_justify="left")
         for name, justify in (("process", "left"), ("kind", "left"), ("cpu %", "right"), ("rss MB", "right"),
-                              ("msgs/s", "right"), ("gaps", "right"), ("orders", "right")):
+                              ("msgs/s", "right"), ("tick->ack us", "right"), ("gaps", "right"), ("orders", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for r in rows:
             table.add_row(r["name"] + (f" ({r['state']})" if r["state"] else ""), r["kind"], f"{r['cpu']:.0f}",
-                          f"{r['rss_mb']:.1f}", "-" if r["rate"] is None else f"{r['rate']:,.0f}", str(r["gaps"]),
-                          r["orders"])
+                          f"{r['rss_mb']:.1f}", "-" if r["rate"] is None else f"{r['rate']:,.0f}",
+                          "" if r["ack_us"] is None else f"{r['ack_us']:,.0f}", str(r["gaps"]), r["orders"])
         return table
 
     def _line(self, rows: list[dict[str, Any]]) -> str:
@@ -136,6 +141,7 @@ class LiveView:
         for r in rows:
             state = f" ({r['state']})" if r["state"] else ""
             rate = "" if r["rate"] is None else f" {r['rate']:,.0f}/s"
-            parts.append(f"{r['name']}{state}{rate} cpu {r['cpu']:.0f}%"
+            ack = "" if r["ack_us"] is None else f" tick->ack {r['ack_us']:,.0f}us"
+            parts.append(f"{r['name']}{state}{rate}{ack} cpu {r['cpu']:.0f}%"
                          + (f" gaps {r['gaps']}" if r["gaps"] else "") + (f" orders {r['orders']}" if r["orders"] else ""))
         return f"progress | {self._elapsed()} | " + " | ".join(parts)

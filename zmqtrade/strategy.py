@@ -113,7 +113,7 @@ class StrategyProcess(Service):
         self.counters.update(doorbells=0, quotes_read=0, unwritten_skipped=0,
                              news_received=0, orders_sent=0, order_messages=0, orders_acked=0,
                              orders_rejected=0, orders_resent=0, duplicate_replies=0, unmatched_replies=0,
-                             resubscribed=0, stale_book_skips=0, stale_book_periods=0)
+                             resubscribed=0, stale_book_skips=0, stale_book_periods=0, tick_acks=0, tick_to_ack_us=0)
         return {}
 
     def await_ready(self, deadline: float) -> None:
@@ -229,7 +229,11 @@ class StrategyProcess(Service):
     def record_hops(self, o: wire.Order, r: wire.Reply, ack_ns: int) -> None:
         """Latency of each hop of a tick-driven order, from the stamps it and its reply carry."""
         lat = self.latency
-        lat["tick_to_ack"].record(ack_ns - o.tick_ts)
+        took = ack_ns - o.tick_ts
+        lat["tick_to_ack"].record(took)
+        c = self.counters  # running totals, for the live view's mean over each report interval
+        c["tick_acks"] += 1
+        c["tick_to_ack_us"] += took // 1000
         lat["tick_to_book"].record(o.book_ts - o.tick_ts)
         lat["book_to_decision"].record(o.decide_ts - o.book_ts)
         lat["order_rtt"].record(ack_ns - o.send_ts)
