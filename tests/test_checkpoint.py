@@ -68,7 +68,8 @@ def test_a_clean_stop_leaves_a_checkpoint_the_next_life_starts_from(write_topolo
     first = om.stop()["counters"]
     assert first["checkpoints_written"] >= 1
     state = wait_for_checkpoint(tmp_path, 3)
-    assert (state.at.records, state.next_order_id, state.positions) == (3, 4, {("trend", "AAPL"): 90})
+    assert (state.at.records, state.next_order_id) == (3, 4)
+    assert [row[:3] for row in state.ledger] == [["trend", "AAPL", 90]]
 
     again = started(component, topo, book)
     replayed = ask(d, order(1, qty=30))  # the filter came back too (from the window before the checkpoint)
@@ -150,14 +151,15 @@ def test_a_checkpoint_write_leaves_no_temporary_file_and_survives_being_read_bac
     j = Journal(tmp_path / journal.FILENAME)
     j.append_lines(fills(4))
     w = checkpoint.Writer(tmp_path, j.fd)
-    state = checkpoint.State(j.position, Position(), 5, {("trend", "AAPL"): 0, ("rsi", "MSFT"): -3}, {"trend": 7})
+    state = checkpoint.State(j.position, Position(), 5, [["trend", "AAPL", 0, 0.0, 1.5, 0.25, 300.0, 2, 2],
+                                                         ["rsi", "MSFT", -3, 99.5, 0.0, 0.0, 298.5, 3, 1]], {"trend": 7})
     w.close(state, kept=2)
     j.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint.FILENAME, journal.FILENAME]
     back, why = checkpoint.load(tmp_path, tmp_path / journal.FILENAME)
     assert why == "" and back is not None
     assert (back.at, back.window.records, back.next_order_id) == (state.at, 2, 5)
-    assert (back.positions, back.forgotten) == (state.positions, state.forgotten)
+    assert (back.ledger, back.forgotten) == (state.ledger, state.forgotten)
 
 
 def test_a_long_replay_reports_progress_and_is_waited_for_past_the_ready_timeout(

@@ -284,7 +284,18 @@ class OnePerQuote(Strategy):
 """
 
 
-def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, doorbell="zmq", **spec):
+def positions_answerer(router, holdings: list = (), ts_ns: int = 1):
+    """Play the order manager's part of a strategy's start: answer each POSITIONS_ASK."""
+    def answer() -> None:
+        while router.poll(0):
+            identity, body = router.recv_multipart()
+            kind, fields = wire.unpack(body)
+            assert kind is wire.Kind.POSITIONS_ASK, kind
+            router.send_multipart([identity, wire.encode_positions(fields[0], list(holdings), ts_ns)])
+    return answer
+
+
+def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, doorbell="zmq", holdings=(), **spec):
     """A started OnePerQuote strategy named trend; the test plays news, doorbell and order manager.
     Returns it with the news XPUB, a ``ring(seq, slots)`` and an ``end(last_seq)`` that play the
     doorbell (ZeroMQ, or the pipe as the orderbook writes it), the doorbell XPUB and the ROUTER."""
@@ -301,12 +312,12 @@ def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, do
     strat = component("strategy", topo, book.name, name="trend")
     if doorbell == "pipe":
         pipe = BellWriter(book.name, {"trend": None}, 1, {})
-        strat.expect("ready", serve=[news, bell, pipe.rescan])  # opens the pipe and welcomes
+        strat.expect("ready", serve=[news, bell, pipe.rescan, positions_answerer(router, holdings)])
         fd = pipe.fds["trend"][0]  # then doorbells written as the orderbook would, numbered by the test
         ring = lambda seq, slots: os.write(fd, encode_bell(seq, slots))  # noqa: E731
         end = lambda last: os.write(fd, encode_bell(last, (EOS,)))  # noqa: E731
     else:
-        strat.expect("ready", serve=[news, bell])
+        strat.expect("ready", serve=[news, bell, positions_answerer(router, holdings)])
         ring = lambda seq, slots: bell.send(wire.encode_doorbell(seq, slots, seq))  # noqa: E731
         end = lambda last: bell.send(wire.encode_eos("doorbell", last))  # noqa: E731
     strat.start()

@@ -61,6 +61,7 @@ def test_sweep_over_three_rates_ends_with_a_comparison(launch, tmp_path):
     labels = [line.split()[0] for line in out.splitlines()[2:5]]
     assert labels == ["gateway.rate=500", "gateway.rate=1000", "gateway.rate=2000"]  # by what differs
     assert "stackMB" in out and "launchMB" in out and "samples" in out
+    assert "net pnl" in out and "pnl trend" in out and "pnl meanrev" in out  # what each point earned
     m = json.loads((dirs[1] / "report.json").read_text())["manifest"]
     assert m["overrides"]["gateway.rate"] == 1000 and m["settings"]["gateway.rate"] == 1000
     assert m["versions"]["libzmq"] and m["machine"]["cpus"] >= 1 and len(m["machine"]["load_at_start"]) == 3

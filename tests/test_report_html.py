@@ -63,8 +63,9 @@ def test_report_html_renders_plots_and_tables_in_a_browser(zmqtrade_stack, tmp_p
     assert "<script" not in text and "<img" not in text
     check = open_in_browser(page, tmp_path)
     assert check["errors"] == [] and check["broken_images"] == 0
-    assert check["svgs"] == check["drawn"] == 5  # cpu, rss, rates, latency CDF, per-hop
-    assert check["tables"] == 4  # processes, counters, latency, what ran
+    assert check["svgs"] == check["drawn"] == 6  # cpu, rss, rates, latency CDF, per-hop, PnL over time
+    assert check["tables"] == 5  # results, processes, counters, latency, what ran
+    assert "<h2>Results</h2>" in text and "net PnL" in text and "trend" in text
     assert "<h2>What ran</h2>" in text and "gateway.rate" in text and "libzmq" in text
 
 

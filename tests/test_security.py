@@ -22,7 +22,7 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
-from conftest import BASE, ROOT
+from conftest import BASE, ROOT, merge
 from zmqtrade import cli, journal, sockets, topology, wire
 from zmqtrade.topology import TopologyError, load
 
@@ -254,7 +254,7 @@ def test_stack_runs_end_to_end_with_curve(launch, write_topology, tmp_path):
 
 # --------------------------------------------------------------------------- who may connect
 def test_only_listed_keys_read_prices_or_place_orders(write_topology, component, book, ctx, tmp_path):
-    topo = write_topology(CURVE)
+    topo = write_topology(merge(CURVE, {"strategies": {"outside": {"external": True, "symbols": ["AAPL"]}}}))
     keys = tmp_path / "keys"
     make_keys(keys, "--topology", str(topo), "monitor")
     make_keys(keys, "intruder")  # a real pair in the same folder, listed nowhere
@@ -302,10 +302,23 @@ def test_only_listed_keys_read_prices_or_place_orders(write_topology, component,
     filled = reply_to(meanrev.sock)
     assert (filled.clordid, filled.status, filled.detail) == (2, "filled", 100.5)
     assert not intruder.sock.poll(200)
-    for client in (listed, *refused.values(), intruder, monitor, meanrev):
+    # an external strategy: its key pair made with the topology's, admitted as itself only
+    outside = Client(ctx, zmq.DEALER, orders, keys, "outside", "ordermanager")
+    outside.sock.send(wire.encode_positions_ask("meanrev", 1))
+    assert outside.handshake() == zmq.EVENT_HANDSHAKE_SUCCEEDED
+    assert outside.sock.poll(10_000)
+    refused_ask = wire.as_positions(wire.unpack(outside.sock.recv())[1])
+    assert refused_ask.status == "rejected" and "not this client's own" in refused_ask.detail
+    outside.sock.send(wire.encode_positions_ask("outside", 1))
+    assert outside.sock.poll(10_000)
+    answer = wire.as_positions(wire.unpack(outside.sock.recv())[1])
+    assert (answer.status, answer.holdings) == ("ok", ())
+    outside.sock.send(order(answer.ts_ns, strategy="outside"))
+    assert reply_to(outside.sock).status == "filled"
+    for client in (listed, *refused.values(), intruder, monitor, meanrev, outside):
         client.close()
     c = om.stop()["counters"]
-    assert (c["orders_received"], c["orders_filled"], c["orders_impersonating"]) == (2, 1, 1)
+    assert (c["orders_received"], c["orders_filled"], c["orders_impersonating"]) == (3, 2, 1)
     gw.stop()
     assert "refused a CURVE client on zmqtrade/ordermanager.endpoint" in om.log.read_text()
     assert gw.log.read_text().count("refused a CURVE client on zmqtrade/gateway.prices") == 2  # once per key

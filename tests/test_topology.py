@@ -215,7 +215,7 @@ def test_missing_required_key(write_topology, keys, key_path, fragment):
 @pytest.mark.parametrize(("data", "key_path", "fragment"), [
     (merge(BASE, {"strategies": {"trend": {"symbols": "AAPL"}}}), "strategies.trend.symbols",
      "expected a non-empty list, got str 'AAPL'"),
-    (without(BASE, "strategies", "trend", "class"), "strategies.trend.class", "missing; add it"),
+    (without(BASE, "strategies", "trend", "class"), "strategies.trend.class", "missing; name a built-in"),
     (merge(BASE, {"strategies": {"trend": {"class": 5}}}), "strategies.trend.class", "expected a string"),
     (merge(BASE, {"strategies": {"extra": None}}), "strategies.extra", "expected a mapping"),
 ], ids=["symbols-str", "class-missing", "class-int", "spec-null"])
@@ -525,3 +525,20 @@ def test_a_class_changed_with_its_old_params_is_refused_with_the_fix(write_topol
     assert typo[0].endswith("did you mean 'short'?") and len(typo) == 1  # a typo is no class change
     name = problems_of(write_topology({"strategies": {"trend": {"class": "ma_new"}}}))
     assert "did you mean 'ma_news'?" in name[0]
+
+
+def test_an_external_strategy_is_accepted_by_name_but_never_started(write_topology):
+    topo = load(write_topology({"strategies": {"outside": {"external": True, "symbols": ["AAPL"]}}}))
+    assert "outside" in topo.strategies and "outside" not in topo.process_names()
+    assert "outside" in topo.connecters()["ordermanager.endpoint"]  # admitted (under CURVE, by its key)
+    assert "outside" in topology.key_names(topo)
+
+
+@pytest.mark.parametrize(("spec", "key", "fragment"), [
+    ({"external": True, "symbols": ["AAPL"], "class": "rsi"}, "strategies.outside.class", "takes no class"),
+    ({"external": True, "symbols": ["AAPL"], "params": {"period": 3}}, "strategies.outside.params", "takes no params"),
+    ({"symbols": ["AAPL"]}, "strategies.outside.class", "or say external: true"),
+])
+def test_an_external_strategy_takes_no_code_and_an_internal_one_needs_some(write_topology, spec, key, fragment):
+    problems = problems_of(write_topology({"strategies": {"outside": spec}}))
+    assert any(p.startswith(f"{key}: ") and fragment in p for p in problems), problems

@@ -18,7 +18,9 @@ ORDER = wire.Order(clordid=42, strategy="trend", symbol="AAPL", side="BUY", qty=
 DECODERS = {
     Kind.TICK: wire.as_tick, Kind.NEWS: wire.as_news, Kind.DOORBELL: wire.as_doorbell, Kind.ORDER: wire.as_order,
     Kind.REPLY: wire.as_reply, Kind.WELCOME: wire.as_welcome, Kind.EOS: wire.as_eos,
+    Kind.POSITIONS_ASK: wire.as_positions_ask, Kind.POSITIONS: wire.as_positions,
 }
+HELD = [wire.Holding("AAPL", -30, 101.25, 12.5, 0.75, 9), wire.Holding("MSFT", 0, 0.0, -3.0, 0.0, 2)]
 
 # (id, body, kind, expected decoded message)
 ROUND_TRIPS = [
@@ -40,7 +42,23 @@ ROUND_TRIPS = [
      wire.Reply(43, "rejected", 0, "max position", 11, 21)),
     ("welcome", wire.encode_welcome("prices", 123456789), Kind.WELCOME, wire.Welcome("prices", 123456789)),
     ("eos", wire.encode_eos("news", 999), Kind.EOS, wire.Eos("news", 999)),
+    ("positions-ask", wire.encode_positions_ask("trend", 5), Kind.POSITIONS_ASK, wire.PositionsAsk("trend", 5)),
+    ("positions", wire.encode_positions("trend", HELD, 77), Kind.POSITIONS,
+     wire.Positions("trend", "ok", tuple(HELD), 77)),
+    ("positions-none", wire.encode_positions("trend", [], 78), Kind.POSITIONS, wire.Positions("trend", "ok", (), 78)),
+    ("positions-refused", wire.encode_positions("x", None, 79, "unknown strategy 'x'"), Kind.POSITIONS,
+     wire.Positions("x", "rejected", "unknown strategy 'x'", 79)),
 ]
+
+
+@pytest.mark.parametrize("fields", [
+    ("trend", "ok", ((("AAPL", 1.5, 1.0, 0.0, 0.0, 1),)), 1),   # a fractional position
+    ("trend", "ok", (("AAPL", 1, float("nan"), 0.0, 0.0, 1),), 1),
+    ("trend", "ok", "no", 1), ("trend", "rejected", (), 1), ("trend", "maybe", (), 1), ("trend", "ok", (), -0.5),
+])
+def test_a_bad_positions_answer_is_refused(fields):
+    with pytest.raises(WireError):
+        wire.as_positions(fields)
 
 
 @pytest.mark.parametrize(("body", "kind", "expected"), [c[1:] for c in ROUND_TRIPS], ids=[c[0] for c in ROUND_TRIPS])
@@ -226,7 +244,8 @@ def test_decoder_rejects(kind, fields):
         DECODERS[kind](got_fields)
 
 
-SAME_SHAPE = {frozenset({Kind.WELCOME, Kind.EOS})}  # both are [str, int]
+SAME_SHAPE = {frozenset(pair) for pair in itertools.combinations((Kind.WELCOME, Kind.EOS, Kind.POSITIONS_ASK), 2)}
+"""All three are [str, int]: their kinds tell them apart."""
 
 
 @pytest.mark.parametrize(("body_kind", "decoder_kind"), [

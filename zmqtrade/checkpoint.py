@@ -11,10 +11,12 @@ flushed up to the checkpoint's position first, then the checkpoint goes to a fil
 is flushed, renamed over the old one, and the directory flushed. A kill at any moment leaves
 the old checkpoint or the new one, never a mix.
 
-The file is JSON (``VERSION`` 1)::
+The file is JSON (``VERSION`` 2; a version-1 file, from before the ledger, is set aside and the
+journal replayed)::
 
-    {"version": 1, "at": [bytes, records, last record], "window": [bytes, records],
-     "next_order_id": n, "positions": [[strategy, symbol, qty], ...], "forgotten": {strategy: ns}}
+    {"version": 2, "at": [bytes, records, last record], "window": [bytes, records],
+     "next_order_id": n, "forgotten": {strategy: ns},
+     "ledger": [[strategy, symbol, position, avg_price, realized, fees, turnover, volume, fills], ...]}
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zmqtrade.journal import Position
 
 FILENAME = "checkpoint.json"
-VERSION = 1
+VERSION = 2
 READ_BACK = 1 << 20
 """Bytes read per step when counting records back from a position (to find the filter's window)."""
 log = logging.getLogger("zmqtrade.checkpoint")
@@ -41,7 +44,8 @@ class State:
     window: Position
     """Replaying from here to ``at`` rebuilds the duplicate filter's fills (not the positions)."""
     next_order_id: int
-    positions: dict[tuple[str, str], int]
+    ledger: list[list[Any]]
+    """The ledger's rows (:meth:`zmqtrade.ledger.Ledger.rows`): positions and PnL."""
     forgotten: dict[str, int]
     """The duplicate filter's ages: per strategy, the newest decide time it no longer holds."""
 
@@ -49,8 +53,7 @@ class State:
         return json.dumps({
             "version": VERSION, "at": list(self.at), "window": list(self.window[:2]),
             "next_order_id": self.next_order_id,
-            "positions": [[s, sym, q] for (s, sym), q in self.positions.items()],
-            "forgotten": self.forgotten,
+            "forgotten": self.forgotten, "ledger": self.ledger,
         }, separators=(",", ":")).encode()
 
     @classmethod
@@ -64,7 +67,7 @@ class State:
             wsize, wrecords = d["window"]
             state = cls(Position(int(size), int(records), str(last)), Position(int(wsize), int(wrecords)),
                         int(d["next_order_id"]),
-                        {(str(s), str(sym)): int(q) for s, sym, q in d["positions"]},
+                        [_ledger_row(row) for row in d["ledger"]],
                         {str(s): int(t) for s, t in d["forgotten"].items()})
         except ValueError:
             raise
@@ -73,6 +76,17 @@ class State:
         if not 0 <= state.window.size <= state.at.size or not 0 <= state.window.records <= state.at.records:
             raise ValueError("its filter window is not inside the journal it covers")
         return state
+
+
+_ROW_TYPES = (str, str, int, float, float, float, float, int, int)
+
+
+def _ledger_row(row: Any) -> list[Any]:
+    """A ledger row, its fields in their types (ValueError if it is not one)."""
+    if not isinstance(row, list) or len(row) != len(_ROW_TYPES):
+        raise ValueError(f"a ledger row of {len(row) if isinstance(row, list) else type(row).__name__} fields, "
+                         f"expected {len(_ROW_TYPES)}")
+    return [t(v) for t, v in zip(_ROW_TYPES, row)]
 
 
 def load(run_dir: Path, journal_path: Path) -> tuple[State | None, str]:
@@ -184,7 +198,7 @@ class Writer:
         try:
             os.fdatasync(self._fd)  # the records it vouches for are on disk before it is
             state = State(state.at, window_start(self._fd, state.at, kept), state.next_order_id,
-                          state.positions, state.forgotten)
+                          state.ledger, state.forgotten)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 data = state.to_json()

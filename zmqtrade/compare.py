@@ -35,6 +35,12 @@ class Row:
     stack_mb: float
     launcher_mb: float
     exit_code: int
+    pnl: dict[str, float]
+    """Net PnL per strategy (the order manager's ledger; empty for a run from before it)."""
+
+    @property
+    def net_pnl(self) -> float:
+        return sum(self.pnl.values())
 
 
 class CompareError(ValueError):
@@ -64,7 +70,18 @@ def row(report: dict[str, Any], name: str) -> Row:
                sum(p["cpu_percent"]["mean"] for p in procs),
                sum(p["rss_bytes"]["max"] for p in stack) / 1e6,
                max((p["rss_bytes"]["max"] for p in procs if p.get("kind") == "launcher"), default=0) / 1e6,
-               report["exit_code"])
+               report["exit_code"], {n: r["net_pnl"] for n, r in (report.get("strategies") or {}).items()})
+
+
+def pnl_columns(rows: Sequence[Row]) -> list[str]:
+    """The PnL columns: the stack's net PnL, and each strategy's when there are several (a sweep
+    over one strategy's parameters compares that strategy's)."""
+    names = list(dict.fromkeys(n for r in rows for n in r.pnl))
+    return ["net pnl"] + ([f"pnl {n}" for n in names] if len(names) > 1 else [])
+
+
+def pnl_cells(r: Row, columns: Sequence[str]) -> list[str]:
+    return [f"{r.net_pnl:,.2f}" if c == "net pnl" else f"{r.pnl.get(c[4:], 0.0):,.2f}" for c in columns]
 
 
 def _ratio(value: float, first: float) -> str:
@@ -74,9 +91,12 @@ def _ratio(value: float, first: float) -> str:
 def table(rows: Sequence[Row]) -> str:
     """One line per run; the ratio columns compare each run with the first."""
     width = max([len(r.name) for r in rows] + [4])
+    money = pnl_columns(rows)
+    mw = [max(len(c), 10) for c in money]
     head = (f"{'run':<{width}} {'ticks/s':>10} {'loss%':>6} {'orders':>8} {'samples':>8} {'p50 us':>8} {'p99 us':>8} "
-            f"{'p999 us':>8} {'cpu%':>6} {'stackMB':>8} {'launchMB':>8} {'exit':>4} | vs first: {'ticks/s':>7} "
-            f"{'p99':>6} {'cpu':>6}")
+            f"{'p999 us':>8} {'cpu%':>6} {'stackMB':>8} {'launchMB':>8} {'exit':>4} "
+            + "".join(f"{c:>{w}} " for c, w in zip(money, mw))
+            + f"| vs first: {'ticks/s':>7} {'p99':>6} {'cpu':>6}")
     lines = [head, "-" * len(head)]
     first = rows[0]
     flagged = False
@@ -88,11 +108,13 @@ def table(rows: Sequence[Row]) -> str:
         p99_ratio = _ratio(r.p99, first.p99) + ("*" if few_first or r.samples < FEW["p99"] else " ")
         lines.append(f"{r.name:<{width}} {r.ticks_per_s:>10,.0f} {r.loss_pct:>6.2f} {r.orders:>8} {r.samples:>8} "
                      f"{p50:>8} {p99:>8} {p999:>8} {r.cpu_pct:>6.0f} {r.stack_mb:>8.1f} {r.launcher_mb:>8.1f} "
-                     f"{r.exit_code:>4} | {'':>10}{_ratio(r.ticks_per_s, first.ticks_per_s):>7} "
+                     f"{r.exit_code:>4} " + "".join(f"{c:>{w}} " for c, w in zip(pnl_cells(r, money), mw))
+                     + f"| {'':>10}{_ratio(r.ticks_per_s, first.ticks_per_s):>7} "
                      f"{p99_ratio:>7}{_ratio(r.cpu_pct, first.cpu_pct):>6}")
     lines.append("")
     lines.append("samples: tick_to_ack samples; stackMB: the stack's processes' peak RSS summed (launchMB: the "
-                 "launcher's, apart)")
+                 "launcher's, apart); net pnl: realized + unrealized (at the book's mid) - fees, from the order "
+                 "manager's ledger")
     if flagged:
         lines.append(f"* too few samples for that figure (p99 < {FEW['p99']}, p99.9 < {FEW['p999']}): an estimate; "
                      f"a ratio of two such figures is noise")
@@ -125,7 +147,8 @@ def repeated(groups: Sequence[tuple[str, Sequence[str | Path]]]) -> str:
     points = [(name, [row(load(d), name) for d in dirs]) for name, dirs in groups]
     width = max([len(n) for n, _ in points] + [5])
     head = (f"{'point':<{width}} {'runs':>4} {'ticks/s':>9} {'p50 us median [range]':>22} "
-            f"{'p99 us median [range]':>22} {'cpu%':>5} {'stackMB':>8} {'exit':>4} | vs first: {'p50':>7} "
+            f"{'p99 us median [range]':>22} {'cpu%':>5} {'stackMB':>8} {'exit':>4} {'net pnl median [range]':>28} "
+            f"| vs first: {'p50':>7} "
             f"{'p99':>7} {'cpu':>7}")
     lines = [head, "-" * len(head)]
     figures = ("p50", "p99", "cpu_pct")
@@ -142,9 +165,11 @@ def repeated(groups: Sequence[tuple[str, Sequence[str | Path]]]) -> str:
         few_any = few_any or bool(few)
         p50 = f"{s['p50'][0]:.0f} [{s['p50'][1]:.0f}-{s['p50'][2]:.0f}]"
         p99 = f"{s['p99'][0]:.0f}{few} [{s['p99'][1]:.0f}-{s['p99'][2]:.0f}]"
+        med, lo, hi = _spread([r.net_pnl for r in rows])
+        pnl = f"{med:,.2f} [{lo:,.2f} .. {hi:,.2f}]"
         lines.append(f"{name:<{width}} {len(rows):>4} {statistics.median(r.ticks_per_s for r in rows):>9,.0f} "
                      f"{p50:>22} {p99:>22} {s['cpu_pct'][0]:>5.0f} {statistics.median(r.stack_mb for r in rows):>8.1f} "
-                     f"{max(r.exit_code for r in rows):>4} | {'':>10}{vs('p50'):>8}{vs('p99'):>8}{vs('cpu_pct'):>8}")
+                     f"{max(r.exit_code for r in rows):>4} {pnl:>28} | {'':>10}{vs('p50'):>8}{vs('p99'):>8}{vs('cpu_pct'):>8}")
     lines += ["", "~ its range overlaps the first point's: the difference is within the runs' own noise"]
     if few_any:
         lines.append(f"* a run of that point has fewer than {FEW['p99']} tick_to_ack samples: its p99 is an estimate")
@@ -165,16 +190,17 @@ def compare_html(run_dirs: Sequence[str | Path], out: str | Path, names: Sequenc
         curves[n] = json.loads(path.read_text()).get("tick_to_ack", []) if path.exists() else []
     rows = [row(r, n) for r, n in zip(reports, names)]
     first = rows[0]
+    money = pnl_columns(rows)
     cells = []
     for r in rows:
         lat = {"p50": r.p50, "p99": r.p99, "p999": r.p999, "count": r.samples}
         cells.append([r.name, f"{r.ticks_per_s:,.0f}", f"{r.loss_pct:.2f}", r.orders, r.samples,
                       *[percentile_cell(lat, q) for q in ("p50", "p99", "p999")], f"{r.cpu_pct:.0f}",
-                      f"{r.stack_mb:.1f}", f"{r.launcher_mb:.1f}", r.exit_code,
+                      f"{r.stack_mb:.1f}", f"{r.launcher_mb:.1f}", r.exit_code, *pnl_cells(r, money),
                       _ratio(r.ticks_per_s, first.ticks_per_s).strip(), _ratio(r.p99, first.p99).strip(),
                       _ratio(r.cpu_pct, first.cpu_pct).strip()])
     head = ["run (what differs)", "ticks/s", "loss %", "orders", "samples", "p50 us", "p99 us", "p99.9 us", "cpu %",
-            "stack MB", "launcher MB", "exit", "ticks/s vs first", "p99 vs first", "cpu vs first"]
+            "stack MB", "launcher MB", "exit", *money, "ticks/s vs first", "p99 vs first", "cpu vs first"]
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>zmqtrade comparison</title>"
             f"<style>{CSS}</style></head><body><h1>zmqtrade comparison</h1>"
             f"{_table(head, cells)}<p>* too few samples for that figure (p99 &lt; {FEW['p99']}, p99.9 &lt; "

@@ -184,6 +184,20 @@ PERCENTILE_TICKS = ((2, "50%"), (10, "90%"), (100, "99%"), (1000, "99.9%"), (100
 """Where each percentile sits on the plot's x axis, 1 / (1 - q): the tail gets the room."""
 
 
+def pnl_plot(strategies: dict[str, Any], window: list[float] | None) -> str:
+    """Each strategy's net PnL over the run (open positions marked at the book's mid), from the
+    order manager's progress reports."""
+    fig, ax = _figure("Net PnL over time, per strategy", "seconds since launch", "net PnL")
+    for name, r in strategies.items():
+        points = r.get("pnl_over_time") or []
+        ax.plot([t for t, _ in points], [v for _, v in points], label=name)
+    ax.axhline(0, color="#888", linewidth=0.8)
+    if window:
+        ax.axvspan(0, window[0], color="#888", alpha=0.12, label="start-up")
+    _legend(ax, outside=True)
+    return _svg(fig)
+
+
 def percentile_plot(curves: dict[str, list[list[float]]], title: str) -> str:
     """Latency by percentile (HdrHistogram style), runs overlaid: x is 1 / (1 - q) on a log axis,
     so 50%, 90%, 99%, 99.9% and 99.99% are evenly spaced and the tail is not squeezed into the
@@ -254,6 +268,17 @@ def render(run_dir: str | Path) -> Path:
     plots.append(rates_plot(_rates(run_dir, kinds), kinds))
     plots.append(percentile_plot({"tick_to_ack": hists.get("tick_to_ack", [])}, "tick_to_ack by percentile"))
     plots.append(hops_plot(rep["latency_us"]))
+    results = rep.get("strategies") or {}
+    if any(r.get("pnl_over_time") for r in results.values()):
+        plots.append(pnl_plot(results, window))
+    result_rows = [[n, r["fills"], r["volume"], f"{r['turnover']:,.2f}", f"{r['realized_pnl']:,.2f}",
+                    f"{r['unrealized_pnl']:,.2f}", f"{r['fees']:,.2f}", f"{r['net_pnl']:,.2f}",
+                    " ".join(f"{sym} {v['position']:+d} @ {v['avg_price']:.2f}" for sym, v in r["symbols"].items()
+                             if v["position"]) or "flat"] for n, r in results.items()]
+    results_table = (f"<h2>Results</h2><p>The order manager's book of record; open positions marked at the "
+                     f"book's mid at the end.</p>" + _table(["strategy", "fills", "volume", "turnover", "realized",
+                                                              "unrealized", "fees", "net PnL", "open"], result_rows)
+                     if result_rows else "")
 
     hosts = rep.get("hosts") or {}
     where = (lambda p: [p.get("host", "")]) if hosts else (lambda p: [])
@@ -304,6 +329,7 @@ def render(run_dir: str | Path) -> Path:
 <h1>zmqtrade run: {html.escape(rep['topology'])}{html.escape(f" ({sets})") if sets else ""}</h1>
 <p>{rep['duration_s']:.1f} s streaming, exit {rep['exit_code']}; run directory <code>{html.escape(rep['run_dir'])}</code></p>
 {failures}
+{results_table}
 <h2>Plots</h2><div class="plots">{"".join(f'<div class="plot">{p}</div>' for p in plots)}</div>
 {supervision}
 {host_table}

@@ -54,8 +54,8 @@ def start_levels(topo: Topology) -> list[list[str]]:
     """Who starts together: binders with no inputs, then the book's writer (and an order manager
     that keeps its own prices: it subscribes to the feed too), then readers."""
     if "ordermanager" in topo.connecters()["gateway.prices"]:
-        return [["gateway"], ["orderbook", "ordermanager"], list(topo.strategies)]
-    return [["gateway", "ordermanager"], ["orderbook"], list(topo.strategies)]
+        return [["gateway"], ["orderbook", "ordermanager"], topo.strategy_processes()]
+    return [["gateway", "ordermanager"], ["orderbook"], topo.strategy_processes()]
 
 
 EXIT_RECOVERED = 3
@@ -63,7 +63,7 @@ EXIT_RECOVERED = 3
 
 
 def stop_stages(topo: Topology) -> list[list[str]]:
-    return [["gateway"], ["orderbook"], list(topo.strategies), ["ordermanager"]]
+    return [["gateway"], ["orderbook"], topo.strategy_processes(), ["ordermanager"]]
 
 
 def default_run_dir(topo: Topology, host: str | None = None) -> Path:
@@ -407,6 +407,7 @@ class Launcher:
             "book": self.book.name if self.book else None,
             "control": self.control.endpoint if self.control else None,
             "launcher_pid": os.getpid(),
+            "endpoints": {k: v for c in self.children.values() for k, v in c.endpoints.items()},
             "processes": {n: {"kind": c.kind, "pid": c.pid, "running": c.running, "restarts": len(c.restarts),
                               "endpoints": c.endpoints} for n, c in self.children.items()},
         }

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable, Mapping, TextIO
 
 from zmqtrade.child import Child
+from zmqtrade.ledger import PNL_PREFIX
 
 RATE_COUNTER = {"gateway": "ticks_published", "orderbook": "ticks_applied", "strategy": "quotes_read",
                 "ordermanager": "orders_received"}
 """The counter whose growth is a process's 'messages per second' in the view."""
 RATE_CAPTION = ("msgs/s: the gateway's ticks published, the orderbook's ticks applied, a strategy's quotes read, "
-                "the order manager's orders received; tick->ack us: a strategy's mean over the last report interval")
+                "the order manager's orders received; tick->ack us: a strategy's mean over the last report interval; "
+                "pnl: its net PnL as the order manager marks it")
 GAP_COUNTERS = ("tick_gaps", "news_gaps", "doorbell_gaps")
 PLAIN_EVERY_S = 5.0
 
@@ -30,8 +32,16 @@ def rate_between(a: tuple[float, int], b: tuple[float, int]) -> float | None:
     return (b[1] - a[1] if b[1] >= a[1] else b[1]) / (b[0] - a[0])
 
 
-def row(c: Child) -> dict[str, Any]:
-    """One process's live figures from its latest psutil sample and progress reports."""
+def pnl_now(children: Iterable[Child]) -> dict[str, float]:
+    """Each strategy's net PnL in the order manager's latest progress report."""
+    om = next((c for c in children if c.kind == "ordermanager" and c.progress), None)
+    latest = om.progress[-1][1] if om else {}
+    return {k[len(PNL_PREFIX):]: v for k, v in latest.items() if k.startswith(PNL_PREFIX)}
+
+
+def row(c: Child, pnl: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """One process's live figures from its latest psutil sample and progress reports (``pnl``:
+    :func:`pnl_now`)."""
     sample = c.samples[-1] if c.samples else None
     counters = c.progress[-1][1] if c.progress else {}
     per_s = 0.0
@@ -59,6 +69,7 @@ def row(c: Child) -> dict[str, Any]:
         "cpu": sample.cpu_percent if sample else 0.0,
         "rss_mb": sample.rss_bytes / 1e6 if sample else 0.0,
         "rate": per_s if key else None, "ack_us": ack_us, "gaps": sum(int(counters.get(k, 0)) for k in GAP_COUNTERS), "orders": orders,
+        "pnl": (pnl or {}).get(c.name) if c.kind == "strategy" else None,
     }
 
 
@@ -99,7 +110,9 @@ class LiveView:
         now = time.monotonic()
         if not self._started or now < self._next:
             return
-        rows = [row(c) for c in children]
+        children = list(children)
+        pnl = pnl_now(children)
+        rows = [row(c, pnl) for c in children]
         if self._live is not None:
             self._next = now + 1.0
             self._live.update(self._table(rows))
@@ -128,12 +141,14 @@ class LiveView:
         table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left",
                       caption=RATE_CAPTION, caption_justify="left")
         for name, justify in (("process", "left"), ("kind", "left"), ("cpu %", "right"), ("rss MB", "right"),
-                              ("msgs/s", "right"), ("tick->ack us", "right"), ("gaps", "right"), ("orders", "right")):
+                              ("msgs/s", "right"), ("tick->ack us", "right"), ("gaps", "right"), ("orders", "right"),
+                              ("pnl", "right")):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for r in rows:
             table.add_row(r["name"] + (f" ({r['state']})" if r["state"] else ""), r["kind"], f"{r['cpu']:.0f}",
                           f"{r['rss_mb']:.1f}", "-" if r["rate"] is None else f"{r['rate']:,.0f}",
-                          "" if r["ack_us"] is None else f"{r['ack_us']:,.0f}", str(r["gaps"]), r["orders"])
+                          "" if r["ack_us"] is None else f"{r['ack_us']:,.0f}", str(r["gaps"]), r["orders"],
+                          "" if r["pnl"] is None else f"{r['pnl']:,.2f}")
         return table
 
     def _line(self, rows: list[dict[str, Any]]) -> str:
@@ -143,5 +158,6 @@ class LiveView:
             rate = "" if r["rate"] is None else f" {r['rate']:,.0f}/s"
             ack = "" if r["ack_us"] is None else f" tick->ack {r['ack_us']:,.0f}us"
             parts.append(f"{r['name']}{state}{rate}{ack} cpu {r['cpu']:.0f}%"
-                         + (f" gaps {r['gaps']}" if r["gaps"] else "") + (f" orders {r['orders']}" if r["orders"] else ""))
+                         + (f" gaps {r['gaps']}" if r["gaps"] else "") + (f" orders {r['orders']}" if r["orders"] else "")
+                         + ("" if r["pnl"] is None else f" pnl {r['pnl']:,.2f}"))
         return f"progress | {self._elapsed()} | " + " | ".join(parts)

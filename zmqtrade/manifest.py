@@ -46,12 +46,14 @@ def settings(topo: Topology) -> dict[str, Any]:
         "gateway.lossless": gw.lossless,
         "orderbook.conflate": ob.conflate,
         "ordermanager.fsync": om.fsync,
+        "ordermanager.fees": f"{om.fees.per_share:g}/share + {om.fees.notional_bps:g} bps",
         "security.curve": topo.security.curve,
         "placement": topo.placement,
         "strategies": len(topo.strategies),
     }
     for name, s in topo.strategies.items():
-        out[f"strategies.{name}"] = f"{s.cls} {','.join(s.symbols)} qty {s.qty}" + ("" if s.conflate else " per-tick")
+        out[f"strategies.{name}"] = (f"external {','.join(s.symbols)}" if s.external else
+                                     f"{s.cls} {','.join(s.symbols)} qty {s.qty}" + ("" if s.conflate else " per-tick"))
         for key, value in sorted(s.params.items()):
             out[f"strategies.{name}.params.{key}"] = _plain(value)
     return out

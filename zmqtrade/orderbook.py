@@ -113,7 +113,7 @@ class OrderBook(Service):
         self.publishers = [self.doorbell]
         index = self.book.index
         readers = {name: [index[s] for s in spec.symbols] for name, spec in topo.strategies.items()
-                   if spec.doorbell == "pipe"}
+                   if spec.doorbell == "pipe" and not spec.external}
         self.bells = self.own(bell.BellWriter(self.args.book, readers, session, self.counters, topo.gateway.lossless,
                                               lambda: self.stopping)) if readers else None
         self.counters.update(doorbells=0, resubscribed=0)

@@ -14,7 +14,13 @@ On a host without the orderbook (the book is shared memory, one per host), the o
 manager keeps its own copy of the prices: it subscribes to the price feed itself and applies
 it to a private book, as the orderbook would, before the orders of each wake-up.
 
-A restarted order manager rebuilds from the journal before it binds: positions, the next
+It is also the book of record: every fill is booked in its ledger (:mod:`zmqtrade.ledger`:
+positions, average prices, realized PnL, fees), which it reports as the run's results, and a
+strategy asks it for its positions when it starts (POSITIONS_ASK, answered with POSITIONS,
+before the stack starts streaming too), so a restarted strategy resumes instead of starting
+flat. Orders are accepted from every strategy of the topology, ``external`` ones included.
+
+A restarted order manager rebuilds from the journal before it binds: the ledger, the next
 order id, and the duplicate filter (the fills of the last ``replies_kept_s``). So a strategy re-sending
 an order that was filled just before a crash gets the original fill, not a second one. It starts
 from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
@@ -44,6 +50,7 @@ import zmq
 from zmqtrade import checkpoint, clock, journal, sockets, wire
 from zmqtrade.book import Book, segment_name
 from zmqtrade.journal import FILENAME, Journal, JournalError, Position
+from zmqtrade.ledger import PNL_PREFIX, Ledger
 from zmqtrade.risk import RiskBook
 from zmqtrade.orderbook import PRICES, TickApplier
 from zmqtrade.service import LOG_DATEFMT, SeqCheck, Service, serve
@@ -90,7 +97,8 @@ class OrderManager(Service):
         self.log_fills = self.args.log_orders
         """A log line per fill only when asked (``-v``): the journal holds every fill anyway, and
         formatting one cost a tenth of the order manager's time per order."""
-        self.risk = RiskBook(om.risk)
+        self.ledger = Ledger(om.fees)
+        self.risk = RiskBook(om.risk, self.ledger.positions)
         self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
         self._kept: deque[tuple[tuple[str, int], int, int]] = deque()  # (key, age, answered at) ns, oldest first
         self.keep_ns = int(om.replies_kept_s * 1e9)
@@ -99,14 +107,15 @@ class OrderManager(Service):
         self.forgotten: dict[str, int] = {}             # strategy -> newest age (ns) evicted from replies
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
-        self._out: list[tuple[bytes, list, bool]] = []  # (client, replies, to an ORDERS), sent after the journal write
+        self._out: list[tuple[bytes, list | bytes, bool | None]] = []
+        """(client, replies, to an ORDERS) or (client, a body made already, None): sent after the journal write."""
         self._lines: list[str | tuple] = []           # this commit's log lines (a fill: its fields), to format
         self._log_text: list[str] = []                # formatted lines waiting to be written
         self._log_due = 0.0                           # when the oldest of those must be written
         self._log_second, self._log_stamp = -1, ""
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
                              replies_undeliverable=0, journal_replayed=0, checkpoint_records=0,
-                             replies_forgotten_early=0, orders_ahead_of_clock=0)
+                             replies_forgotten_early=0, orders_ahead_of_clock=0, positions_asked=0)
         self._recover()
         self.checkpoints: checkpoint.Writer | None = None
         if om.checkpoint_every_s:
@@ -140,7 +149,7 @@ class OrderManager(Service):
             self.log.warning("checkpoint set aside, replaying the whole journal: %s", why)
         if state is not None:
             self.next_order_id = state.next_order_id
-            self.risk.positions.update(state.positions)
+            self.ledger.load_rows(state.ledger)
             self.forgotten.update(state.forgotten)
             start, self._positions_from = state.window, state.at.records
             self.counters["checkpoint_records"] = state.at.records
@@ -160,7 +169,7 @@ class OrderManager(Service):
 
     def snapshot(self) -> checkpoint.State:
         """The state as of the journal's end (between commits: every decided fill is written)."""
-        return checkpoint.State(self.journal.position, Position(), self.next_order_id, dict(self.risk.positions),
+        return checkpoint.State(self.journal.position, Position(), self.next_order_id, self.ledger.rows(),
                                 dict(self.forgotten))
 
     def periodic(self) -> None:
@@ -182,7 +191,7 @@ class OrderManager(Service):
         try:
             o = journal.as_order(rec)
             if self._replay_index > self._positions_from:
-                self.risk.apply(o)
+                self.ledger.replay(rec)
         except (KeyError, TypeError) as exc:
             raise JournalError(f"{self.args.run_dir / FILENAME}: a record without a valid {exc} field; "
                                f"not replayed (move the journal aside to start afresh)") from None
@@ -271,8 +280,11 @@ class OrderManager(Service):
             elif kind is wire.Kind.ORDERS:
                 batch = True
                 items = wire.as_batch(fields)
+            elif kind is wire.Kind.POSITIONS_ASK:
+                self._out.append((identity, self._positions(fields, sender), None))
+                return
             else:
-                raise wire.WireError(f"expected an ORDER or ORDERS, got {kind.name}")
+                raise wire.WireError(f"expected an ORDER, ORDERS or POSITIONS_ASK, got {kind.name}")
         except wire.WireError as exc:
             c["orders_received"] += 1
             c["malformed_messages"] += 1
@@ -297,6 +309,30 @@ class OrderManager(Service):
                 continue
             replies.append(self.decide(o, recv_ts))
         self._out.append((identity, replies, batch))
+
+    def _positions(self, fields: tuple, sender: str | None) -> bytes:
+        """The answer to a POSITIONS_ASK: what the strategy holds, from the ledger (sent after
+        this wake-up's journal write, like a reply, so it never shows a fill not yet journaled)."""
+        c = self.counters
+        c["positions_asked"] += 1
+        try:
+            ask = wire.as_positions_ask(fields)
+        except wire.WireError as exc:
+            c["malformed_messages"] += 1
+            self._lines.append(f"positions ask from a client rejected: malformed: {exc}")
+            return wire.encode_positions("", None, clock.now_ns(), f"malformed: {exc}")
+        name = ask.strategy
+        if name not in self.strategy_names:
+            reason = f"unknown strategy {wire.brief(name)}"
+        elif sender is not None and name != sender:
+            reason = f"strategy {wire.brief(name)} is not this client's own (its key is {sender!r})"
+        else:
+            holdings = self.ledger.holdings(name)
+            self._lines.append(f"positions of {name} asked: {len(holdings)} symbols, "
+                               f"{sum(1 for h in holdings if h.position)} open")
+            return wire.encode_positions(name, holdings, clock.now_ns())
+        self._lines.append(f"positions ask for {_shown(name)} rejected: {reason}")
+        return wire.encode_positions(name, None, clock.now_ns(), reason)
 
     def decide(self, o: wire.Order, recv_ts: int) -> list | tuple:
         """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
@@ -327,7 +363,10 @@ class OrderManager(Service):
             return self._remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts), recv_ts)
         order_id = self.next_order_id
         self.next_order_id += 1
-        self._records.append(journal.record(order_id, o, fill, recv_ts))
+        ledger = self.ledger
+        fee = ledger.fees.of(o.qty, fill) if ledger.charging else 0.0
+        ledger.fill((o.strategy, o.symbol), o.qty if o.side == "BUY" else -o.qty, fill, fee)
+        self._records.append(journal.record(order_id, o, fill, recv_ts, fee))
         c["orders_filled"] += 1
         reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts),
                                recv_ts)
@@ -347,7 +386,7 @@ class OrderManager(Service):
         for _, reply in self._fresh:  # sent time: after the journal write, so om_process includes it
             reply[5] = now
         for identity, replies, batch in self._out:
-            self._reply(identity, wire.encode_replies(replies, batch))
+            self._reply(identity, replies if batch is None else wire.encode_replies(replies, batch))
         self._out.clear()
         if self._poller is not None:
             self._poller.touched(self.router)  # a send may have taken the signal of an order arriving
@@ -435,6 +474,14 @@ class OrderManager(Service):
             poller.touched(router)  # stopped short of EAGAIN: more is queued
         self.commit()
 
+    def served_before_start(self) -> list[zmq.Socket]:
+        """The order socket: a strategy asks for its positions before it says it is ready, which
+        is before the stack starts."""
+        return [self.router]
+
+    def serve_before_start(self) -> None:
+        self.take_orders()
+
     def run(self) -> None:
         poller, ctl = self.poller(self.router, *([self.prices] if self.prices is not None else []))
         while True:
@@ -456,6 +503,24 @@ class OrderManager(Service):
         if self.checkpoints is not None:  # the next life starts here, replaying nothing
             self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None, len(self._kept))
             self._count_checkpoints()
+
+    def marks(self) -> dict[str, float | None]:
+        """Each symbol's mid in the book now (None before its first quote): what open positions
+        are worth."""
+        out: dict[str, float | None] = {}
+        for sym, slot in self.book.index.items():
+            q = self.book.read(slot)
+            out[sym] = None if q is None else round((q.bid + q.ask) / 2, 6)
+        return out
+
+    def progress_payload(self) -> dict[str, int | float]:
+        """The counters and each strategy's net PnL now (``pnl.<strategy>``): PnL over the run."""
+        net = self.ledger.net(self.marks()) if self.ledger.lines else {}
+        return {**self.counters, **{f"{PNL_PREFIX}{s}": round(net.get(s, 0.0), 6) for s in self.topo.strategies}}
+
+    def stats(self) -> dict:
+        """Adds the book of record: each strategy's positions and PnL (the report's ``strategies``)."""
+        return {**super().stats(), "strategies": self.ledger.results(self.topo.strategies, self.marks())}
 
     def _count_checkpoints(self) -> None:
         self.counters["checkpoints_written"] = self.checkpoints.written

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from zmqtrade import metrics
+from zmqtrade import journal, ledger, metrics
 from zmqtrade.child import Child
+from zmqtrade.ledger import PNL_PREFIX
 from zmqtrade.topology import BIND_KEYS
 
 REPORT_VERSION = 1
@@ -91,6 +92,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
             "counters": (c.stats or {}).get("counters", {}),
             **({"earlier_lives": c.earlier_lives} if c.earlier_lives else {}),
             **({"acked_ids": c.stats["acked_ids"]} if c.stats and "acked_ids" in c.stats else {}),
+            **{k: c.stats[k] for k in ("position", "resumed_positions") if c.stats and k in c.stats},
             **({"lives": c.lives_record(ended_s)} if c is not launcher else {}),
         }
     counts = totals(children)
@@ -113,7 +115,25 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "counters": counts,
         "latency_us": lat,
         "book_staleness_us": staleness,
+        "strategies": results(children, run_dir),
     }
+
+
+def results(children: Iterable[Child], run_dir: Path) -> dict[str, Any]:
+    """What each strategy held and earned: the order manager's ledger as its last life reported
+    it (or, if it left no report, rebuilt from the journal, unmarked), with PnL over time from
+    its progress reports."""
+    om = next((c for c in children if c.kind == "ordermanager"), None)
+    if om is None:
+        return {}
+    section = dict((om.stats or {}).get("strategies") or {})
+    if not section and (run_dir / journal.FILENAME).exists():
+        section = ledger.from_journal(run_dir / journal.FILENAME).results(
+            sorted({k[len(PNL_PREFIX):] for _, p in om.progress for k in p if k.startswith(PNL_PREFIX)}), {})
+    for name, entry in section.items():
+        key = PNL_PREFIX + name
+        entry["pnl_over_time"] = [[round(t, 3), p[key]] for t, p in om.progress if key in p]
+    return section
 
 
 def write(run_dir: Path, report: Mapping[str, Any], children: Iterable[Child]) -> None:
@@ -178,6 +198,19 @@ def life_text(life: Mapping[str, Any]) -> str:
     return f"life {life['life']} pid {life['pid']}  {life['started_s']:.2f}-{end} s  {how}"
 
 
+def results_lines(strategies: Mapping[str, Any]) -> list[str]:
+    """The results table: each strategy's fills and PnL (open positions marked at the book's mid)."""
+    if not strategies:
+        return []
+    out = ["", f"  {'strategy':<14}{'fills':>8}{'volume':>9}{'turnover':>13}{'realized':>11}{'unrealized':>11}"
+               f"{'fees':>9}{'net pnl':>11}  open"]
+    for name, r in strategies.items():
+        held = " ".join(f"{sym} {v['position']:+d}" for sym, v in r["symbols"].items() if v["position"]) or "flat"
+        out.append(f"  {name:<14}{r['fills']:>8}{r['volume']:>9}{r['turnover']:>13,.2f}{r['realized_pnl']:>11,.2f}"
+                   f"{r['unrealized_pnl']:>11,.2f}{r['fees']:>9,.2f}{r['net_pnl']:>11,.2f}  {held}")
+    return out
+
+
 def summary(report: Mapping[str, Any]) -> str:
     """The human summary printed at the end of a run."""
     lines = [f"run {report['topology']}: {report['duration_s']:.1f} s streaming, exit {report['exit_code']}",
@@ -196,6 +229,7 @@ def summary(report: Mapping[str, Any]) -> str:
               f"  unanswered {c['orders_unanswered']}  re-sent {c['orders_resent']}  journal {c['journal_records']}",
               f"  malformed messages {c['malformed_messages']}  publisher resyncs {c['resyncs']}"
               f"  stale-book skips {c['stale_book_skips']}"]
+    lines += results_lines(report.get("strategies") or {})
     rows = [*report["latency_us"].items(), ("book_staleness", report["book_staleness_us"])]
     if any(lat["count"] for _, lat in rows):
         lines += ["", f"  {'latency (us)':<20}{'count':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}"]

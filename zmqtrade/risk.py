@@ -1,32 +1,30 @@
 """Pre-trade risk: order size, position per strategy and symbol, and order rate per strategy."""
 from __future__ import annotations
 
+from typing import Mapping
+
 from zmqtrade.topology import Risk
 from zmqtrade.wire import Order
 
 
 class RiskBook:
-    """Positions after fills, and a token bucket per strategy for the order rate."""
+    """Limits checked against the ledger's positions, and a token bucket per strategy for the
+    order rate."""
 
-    def __init__(self, limits: Risk) -> None:
+    def __init__(self, limits: Risk, positions: Mapping[tuple[str, str], int]) -> None:
         self.limits = limits
-        self.positions: dict[tuple[str, str], int] = {}
+        self.positions = positions  # the ledger's: booking a fill moves them
         self._buckets: dict[str, list[float]] = {}  # strategy -> [tokens, last refill ns]
 
-    @staticmethod
-    def signed(order: Order) -> int:
-        return order.qty if order.side == "BUY" else -order.qty
-
     def take(self, order: Order, now_ns: int) -> str | None:
-        """Why the order breaks a limit, or None: then it counts as filled (its position and a
-        rate token are taken). One call per order on the order manager's hot path."""
+        """Why the order breaks a limit, or None: then it may be filled (a rate token is taken;
+        the fill itself is booked in the ledger). One call per order on the order manager's hot path."""
         lim = self.limits
         qty = order.qty
         if qty > lim.max_order_qty:
             return f"qty {qty} exceeds max order qty {lim.max_order_qty}"
         key = (order.strategy, order.symbol)
-        positions = self.positions
-        after = positions.get(key, 0) + (qty if order.side == "BUY" else -qty)
+        after = self.positions.get(key, 0) + (qty if order.side == "BUY" else -qty)
         if abs(after) > lim.max_position:
             return f"position would be {after}, limit is +/-{lim.max_position}"
         rate = lim.max_orders_per_s
@@ -39,9 +37,4 @@ class RiskBook:
             bucket[0] = tokens
             return f"order rate above {rate:g}/s"
         bucket[0] = tokens - 1.0
-        positions[key] = after
         return None
-
-    def apply(self, order: Order) -> None:
-        key = (order.strategy, order.symbol)
-        self.positions[key] = self.positions.get(key, 0) + self.signed(order)

@@ -241,11 +241,15 @@ class Service:
             return
         if now >= self._next_progress:
             self._next_progress = now + self.topo.report.sample_interval_s
-            self.link.send(control.PROGRESS, self.counters, block=False)
+            self.link.send(control.PROGRESS, self.progress_payload(), block=False)
         else:
             self.link.send(control.HEARTBEAT, None, block=False)
         if self._poller is not None:
             self._poller.touched(self.link.sock)
+
+    def progress_payload(self) -> Mapping[str, int | float]:
+        """What a progress report carries: the counters, and whatever else a process follows over time."""
+        return self.counters
 
     def starting(self, phase: str, done: int, total: int) -> None:
         """Say how far a long start (``phase``) is, at most every STARTING_EVERY_S: the launcher
@@ -394,16 +398,26 @@ class Service:
     def stats(self) -> dict[str, Any]:
         return {"kind": self.kind, "counters": dict(self.counters), "latency_ns": self.latency_samples()}
 
+    def served_before_start(self) -> list[zmq.Socket]:
+        """Sockets answered while the stack waits to start (:meth:`serve_before_start`)."""
+        return []
+
+    def serve_before_start(self) -> None:
+        """Answer what came on :meth:`served_before_start`'s sockets before ``start``."""
+
     def _wait_start(self) -> bool:
         """Wait for ``start``; True to run, False if told to stop first."""
         if self.link is None or self.link.sock is None:
             return True
-        poller, ctl = self.poller(*self.publishers)
+        early = self.served_before_start()
+        poller, ctl = self.poller(*self.publishers, *early)
         while not self.stopping:
             events = poller.wait(100)
             self.report_progress()
             if self.publishers:
                 self.service_publishers()
+            if any(sock in events for sock in early):
+                self.serve_before_start()
             if ctl in events:
                 cmd = self._next_command()
                 if cmd == control.START:

@@ -5,12 +5,14 @@ doorbell it drains every pending ring first, then reads each changed symbol of i
 from the shared book (conflation: the newest value, once). Each order carries the tick's
 gateway timestamp, so the ack's arrival gives tick-to-ack latency.
 
-Orders are at least once, with the order manager's duplicate filter making the effect exactly
-once: an order unanswered after ``order_timeout_s`` is sent again with the same client order id,
-until it is answered (so an order manager restart needs no action here). Client order ids start
-from the monotonic clock (microseconds x 1000), so a restarted strategy's ids never repeat its
-previous life's. It trades only on a live book: with the book's writer dead or its heartbeat
-older than ``book_max_age_s``, quotes and news are skipped and counted.
+Before it is ready it asks the order manager, the book of record, for its positions (a
+POSITIONS_ASK on the order socket), so a restarted strategy resumes from what it holds instead
+of starting flat; the answer's time starts its client order ids, so a restarted strategy's ids
+never repeat its previous life's. Orders are at least once, with the order manager's duplicate
+filter making the effect exactly once: an order unanswered after ``order_timeout_s`` is sent
+again with the same client order id, until it is answered (so an order manager restart needs no
+action here). It trades only on a live book: with the book's writer dead or its heartbeat older
+than ``book_max_age_s``, quotes and news are skipped and counted.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import zmq
 
 from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.bell import BellReader
+from zmqtrade.errors import ResourceError
 from zmqtrade.book import Book
 from zmqtrade.service import SeqCheck, Service, serve
 from zmqtrade.topology import RESEND_SPAN
@@ -32,22 +35,14 @@ FLUSH_EVERY = 64
 DOORBELL = {wire.Kind.DOORBELL: wire.as_doorbell}
 NEWS = {wire.Kind.NEWS: wire.as_news}
 REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
-           wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f))}
+           wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f)),
+           wire.Kind.POSITIONS: lambda f: (wire.as_positions(f), ())[1]}
+"""What comes back on the order socket; a POSITIONS answer to an ask re-sent at start is late: nothing to do."""
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
 MAX_RESEND_DOUBLINGS = RESEND_SPAN.bit_length() - 1  # the re-send wait grows to 16 x order_timeout_s at most
 BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
 NEVER = 1 << 62             # a re-send time no clock reaches: nothing pending
-
-
-def first_clordid() -> int:
-    """Client order ids of a new life of this strategy: above any a previous life could have used
-    (it would have to send 1000 orders per microsecond to catch up), so the order manager's
-    duplicate filter never mistakes a new order for an old one. From the stack's clock
-    (CLOCK_MONOTONIC, which never steps back as the wall clock can under NTP, moved onto the lead
-    host's on other hosts), which the order manager also checks ids against: none may be ahead
-    of it."""
-    return clock.now_ns() // 1_000 * 1_000
 
 
 class IdRanges:
@@ -98,10 +93,11 @@ class StrategyProcess(Service):
                                                 curve=self.curve("ordermanager.endpoint"), heartbeat=self.heartbeat))
         self.pending: dict[int, tuple[OrderRequest, wire.Order, int, int]] = {}  # clordid -> (req, sent, due, re-sends)
         self._queued: list[tuple[int, OrderRequest, int, int, int]] = []
-        self.first_clordid = self.next_clordid = first_clordid()
+        self.first_clordid = self.next_clordid = clock.now_ns()  # until the positions answer says
         self.timeout_ns = int(spec.order_timeout_s * 1e9)
         self._resend_at = NEVER  # monotonic ns when the first pending order is due again, or earlier
         self.acked = IdRanges()
+        self.resumed: dict[str, int] = {}  # what the order manager said this strategy held at start
         self.max_book_age_ns = int(spec.book_max_age_s * 1e9)
         self._book_problem: str | None = None
         self._book_checked = 0
@@ -122,6 +118,46 @@ class StrategyProcess(Service):
         else:
             self.bell_seq.welcome(sockets.await_welcome(self.doorbell, deadline, self.stop_requested))
         self.news_seq.welcome(sockets.await_welcome(self.news, deadline, self.stop_requested))
+        answer = self.ask_positions(deadline)
+        # ids count up from the order manager's clock as it answered: above any id a previous
+        # life could have used (it would have to send one order per nanosecond to catch up), and
+        # never ahead of the clock the order manager checks ids against
+        self.first_clordid = self.next_clordid = max(self.next_clordid, answer.ts_ns)
+        self.resumed = {h.symbol: h.position for h in answer.holdings if h.position}
+        if self.resumed:
+            self.log.info("resuming from the order manager's positions: %s",
+                          " ".join(f"{s} {q:+d}" for s, q in self.resumed.items()))
+        self.strategy.start_from(answer.holdings)
+
+    def ask_positions(self, deadline: float) -> wire.Positions:
+        """Ask the order manager what this strategy holds; asked again every ``order_timeout_s``
+        until it answers (it may be restarting too), up to ``deadline``."""
+        ask = wire.encode_positions_ask(self.name, clock.now_ns())
+        again = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeoutError("the order manager did not answer the positions ask")
+            if now >= again:
+                again = now + self.timeout_ns / 1e9
+                try:
+                    self.orders.send(ask, zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # not connected yet: asked again
+            self.starting("asking the order manager for positions", 0, 0)
+            if not self.orders.poll(min(100, max(1, int((min(again, deadline) - now) * 1000)))):
+                continue
+            try:
+                kind, fields = wire.unpack(self.orders.recv(zmq.NOBLOCK))
+                answer = wire.as_positions(fields) if kind is wire.Kind.POSITIONS else None
+            except wire.WireError:
+                self.counters["malformed_messages"] = self.counters.get("malformed_messages", 0) + 1
+                continue
+            if answer is None or answer.strategy != self.name:
+                continue
+            if answer.status != wire.OK:
+                raise ResourceError(f"the order manager refused the positions ask: {answer.detail}")
+            return answer
 
     # ------------------------------------------------------------------ orders
     def send_orders(self, orders: Iterable[OrderRequest], tick_ts: int, book_ts: int, decide_ts: int) -> None:
@@ -366,7 +402,8 @@ class StrategyProcess(Service):
     def stats(self) -> dict:
         """Adds the ids of every order this life of the strategy saw acked, as [first, last] runs,
         so a run (or a test) can check each is in the journal exactly once."""
-        return {**super().stats(), "acked_ids": self.acked.runs}
+        return {**super().stats(), "acked_ids": self.acked.runs, "position": dict(self.strategy.position),
+                "resumed_positions": self.resumed}
 
     def latency_samples(self) -> dict[str, bytes]:
         return {**{name: rec.tobytes() for name, rec in self.latency.items()},

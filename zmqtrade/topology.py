@@ -238,6 +238,19 @@ class Risk:
     max_orders_per_s: float = field(default=50_000.0, metadata=_key("max_orders_per_s", check=_positive))
 
 
+@dataclass(frozen=True)
+class Fees:
+    """What a fill costs, charged by the order manager's ledger (:mod:`zmqtrade.ledger`)."""
+
+    per_share: float = field(default=0.0, metadata=_key("per_share", check=_non_negative))
+    notional_bps: float = field(default=0.0, metadata=_key("notional_bps", check=_non_negative))
+    """Basis points of the fill's notional (qty x price): 1 is 0.01 %."""
+
+    def of(self, qty: int, price: float) -> float:
+        """The fee of one fill."""
+        return qty * self.per_share + qty * price * self.notional_bps * 1e-4
+
+
 RESEND_SPAN = 16
 """A strategy's re-send wait doubles up to this many times ``order_timeout_s`` (strategy.py)."""
 
@@ -246,6 +259,7 @@ RESEND_SPAN = 16
 class OrderManager:
     endpoint: str = field(metadata=_key("endpoint", check=_endpoint, help="the endpoint the order ROUTER binds"))
     risk: Risk = Risk()
+    fees: Fees = Fees()
     replies_kept_s: float = field(default=10.0, metadata=_key("replies_kept_s", check=_positive))
     """How long an answer is kept to replay to a re-send: at least a strategy's longest re-send
     interval (16 x ``order_timeout_s``), checked."""
@@ -266,8 +280,13 @@ class OrderManager:
 
 @dataclass(frozen=True)
 class StrategySpec:
-    cls: str = field(metadata=_key("cls", yaml_key="class", help="a built-in name (ma_news, rsi) or module:Class"))
     symbols: tuple[str, ...] = field(metadata=_key("symbols", check=_symbol, help="the symbols it trades"))
+    cls: str = field(default="", metadata=_key("cls", yaml_key="class",
+                                               help="a built-in name (ma_news, rsi, every_quote) or module:Class"))
+    external: bool = False
+    """A client the launcher does not start (any language, any machine): the order manager
+    accepts orders in its name (under CURVE, from its listed key) and the stack waits for it
+    nowhere. It uses the ZeroMQ doorbell, never the pipe."""
     qty: int = field(default=10, metadata=_key("qty", check=_positive))
     params: Mapping[str, Any] = field(default_factory=dict)
     conflate: bool = True
@@ -329,7 +348,11 @@ class Topology:
 
     # ------------------------------------------------------------------ derived views
     def process_names(self) -> list[str]:
-        return [*COMPONENTS, *self.strategies]
+        """The processes the launcher starts (an ``external`` strategy is not one)."""
+        return [*COMPONENTS, *self.strategy_processes()]
+
+    def strategy_processes(self) -> list[str]:
+        return [n for n, s in self.strategies.items() if not s.external]
 
     def kind_of(self, name: str) -> str:
         return name if name in COMPONENTS else "strategy"
@@ -594,8 +617,9 @@ def launcher_key(host: str) -> str:
 
 
 def key_names(topo: Topology) -> list[str]:
-    """Every key pair the stack's CURVE needs: each process's and, across hosts, each launcher's."""
-    names = topo.process_names()
+    """Every key pair the stack's CURVE needs: each process's, each external strategy's (whose
+    secret key its client holds) and, across hosts, each launcher's."""
+    names = [*COMPONENTS, *topo.strategies]
     if len(topo.hosts_used()) > 1:
         names += [launcher_key(h) for h in topo.hosts_used()]
     return names
@@ -663,7 +687,7 @@ def _placement_checks(topo: Topology, conv: _Converter) -> None:
     """What cannot work across hosts: a book read from another host, a file socket or a
     loopback address reached from another host, a lead that other hosts cannot find."""
     book_host = topo.host_of("orderbook")
-    for name in topo.strategies:
+    for name in topo.strategy_processes():
         if topo.host_of(name) != book_host:
             conv.fail(f"strategies.{name}.host", f"{topo.host_of(name)!r} has no orderbook: the book is shared "
                       f"memory on the orderbook's host ({book_host!r}); run {name} there (host: {book_host}) "
@@ -754,7 +778,16 @@ def _graph_checks(topo: Topology, conv: _Converter, base_dir: Path, host: str | 
             if sym not in published:
                 conv.fail(f"strategies.{name}.symbols[{i}]",
                           f"{sym!r} is not published by the gateway; add it to symbols or remove it here")
-        _check_strategy_class(spec, f"strategies.{name}", conv, base_dir)
+        if spec.external:
+            for key, given in (("class", spec.cls), ("params", spec.params)):
+                if given:
+                    conv.fail(f"strategies.{name}.{key}", f"an external strategy runs no code of ours, so it takes no "
+                              f"{key}; remove it, or external: false to have the launcher start {name}")
+        elif not spec.cls:
+            conv.fail(f"strategies.{name}.class", "missing; name a built-in (ma_news, rsi, every_quote) or "
+                      "module:Class, or say external: true for a client the launcher does not start")
+        else:
+            _check_strategy_class(spec, f"strategies.{name}", conv, base_dir)
     names = topo.process_names()
     here = _available_cpus()
     for name in names:
@@ -826,11 +859,13 @@ def _check_security(topo: Topology, conv: _Converter, host: str | None = None) -
         return "holds no secret key" if secret and not secret_key else None
 
     names = key_names(topo)
-    mine = set(names) if host is None else {*topo.processes_on(host), launcher_key(host)}
+    external = {n for n, s in topo.strategies.items() if s.external}  # their clients hold the secret keys
+    mine = set(names) - external if host is None else {*topo.processes_on(host), launcher_key(host)}
     elsewhere = [n for n in names if n not in mine and problem(keys / f"{n}.key", False)]
     if elsewhere:
-        conv.fail("security.keys", f"{keys} lacks the public key of {', '.join(elsewhere)} (their hosts hold the "
-                  f"pairs); copy {', '.join(n + '.key' for n in elsewhere)} here from where the keys were made")
+        conv.fail("security.keys", f"{keys} lacks the public key of {', '.join(elsewhere)} (their hosts, or an "
+                  f"external strategy's client, hold the pairs); copy {', '.join(n + '.key' for n in elsewhere)} "
+                  f"here from where the keys were made")
     absent: list[str] = []   # no file of the pair: a new pair is all it takes
     broken: list[str] = []   # half a pair, or a file that holds no key: to be replaced (--force)
     details: list[str] = []
@@ -1024,9 +1059,14 @@ def describe(topo: Topology) -> str:
         f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}"
         + ("" if ob.conflate else ", a doorbell slot per tick"),
         f"  ordermanager  bind {om.endpoint}  risk: max qty {om.risk.max_order_qty}, "
-        f"max position {om.risk.max_position}, max {om.risk.max_orders_per_s:g} orders/s",
+        f"max position {om.risk.max_position}, max {om.risk.max_orders_per_s:g} orders/s"
+        + (f"; fees {om.fees.per_share:g}/share + {om.fees.notional_bps:g} bps" if om.fees.per_share or om.fees.notional_bps
+           else ""),
     ]
     for name, s in topo.strategies.items():
+        if s.external:
+            lines.append(f"  {name:<13} external: a client of its own on {', '.join(s.symbols)} (not started here)")
+            continue
         params = ", ".join(f"{k}={v}" for k, v in s.params.items()) or "defaults"
         lines.append(f"  {name:<13} {s.cls} on {', '.join(s.symbols)} qty {s.qty} ({params})"
                      + ("" if s.conflate else ", acts on every doorbell"))

@@ -48,6 +48,8 @@ class Kind(IntEnum):
     TICKS = 7
     ORDERS = 8
     REPLIES = 9
+    POSITIONS_ASK = 10
+    POSITIONS = 11
 
 
 class WireError(ValueError):
@@ -120,6 +122,36 @@ class Reply(NamedTuple):
         return self.status == FILLED
 
 
+class PositionsAsk(NamedTuple):
+    strategy: str
+    ts_ns: int
+
+
+class Holding(NamedTuple):
+    """One strategy's standing in one symbol, as the order manager's ledger keeps it."""
+
+    symbol: str
+    position: int
+    avg_price: float
+    realized_pnl: float
+    fees: float
+    fills: int
+
+
+class Positions(NamedTuple):
+    """The order manager's answer to a POSITIONS_ASK. ``ts_ns`` is its clock when it answered:
+    a client numbers its orders up from it (see the README's wire protocol)."""
+
+    strategy: str
+    status: str
+    detail: Any  # a tuple of Holding when "ok", the reason (str) when rejected
+    ts_ns: int
+
+    @property
+    def holdings(self) -> tuple[Holding, ...]:
+        return self.detail if self.status == OK else ()
+
+
 class Welcome(NamedTuple):
     stream: str
     session: int
@@ -130,6 +162,7 @@ class Eos(NamedTuple):
     last_seq: int
 
 
+OK = "ok"
 FILLED = "filled"
 REJECTED = "rejected"
 SIDES = ("BUY", "SELL")
@@ -137,7 +170,7 @@ SIDES = ("BUY", "SELL")
 _packer = msgpack.Packer(use_bin_type=True)
 _pack = _packer.pack
 (_K_WELCOME, _K_TICK, _K_NEWS, _K_DOORBELL, _K_ORDER, _K_REPLY, _K_EOS, _K_TICKS, _K_ORDERS,
- _K_REPLIES) = map(int, Kind)
+ _K_REPLIES, _K_POSITIONS_ASK, _K_POSITIONS) = map(int, Kind)
 """Kinds as plain ints for the encoders: msgpack packs an IntEnum member a fifth slower."""
 
 
@@ -180,6 +213,17 @@ def encode_replies(replies: list[tuple], batch: bool = False) -> bytes:
     if len(replies) == 1 and not batch:
         return _pack((_K_REPLY, VERSION, *replies[0]))
     return _pack((_K_REPLIES, VERSION, replies))
+
+
+def encode_positions_ask(strategy: str, ts_ns: int) -> bytes:
+    return _pack((_K_POSITIONS_ASK, VERSION, strategy, ts_ns))
+
+
+def encode_positions(strategy: str, holdings: list[Holding] | None, ts_ns: int, reason: str = "") -> bytes:
+    """The answer: the holdings (status "ok"), or, with ``holdings`` None, a refusal and why."""
+    if holdings is None:
+        return _pack((_K_POSITIONS, VERSION, strategy, REJECTED, reason, ts_ns))
+    return _pack((_K_POSITIONS, VERSION, strategy, OK, holdings, ts_ns))
 
 
 def new_session() -> int:
@@ -326,6 +370,29 @@ def as_reply(f: tuple) -> Reply:
             return _new(Reply, f)
     raise WireError("reply must be [clordid:int, status, order_id:int, detail, recv_ts:int, ts_ns:int] with "
                     "detail a finite price when filled, a str reason when rejected")
+
+
+def as_positions_ask(f: tuple) -> PositionsAsk:
+    if len(f) == 2 and type(f[0]) is str and type(f[1]) is int and 0 <= f[1] < _I64:
+        return _new(PositionsAsk, f)
+    raise WireError("positions ask must be [strategy:str, ts_ns:int]")
+
+
+def _holding(h: Any) -> bool:
+    return (type(h) is tuple and len(h) == 6 and type(h[0]) is str and type(h[1]) is int and type(h[5]) is int
+            and h[5] >= 0 and _finite(h[2]) and _finite(h[3]) and _finite(h[4]))
+
+
+def as_positions(f: tuple) -> Positions:
+    if len(f) == 4 and type(f[0]) is str and type(f[3]) is int:
+        strategy, status, detail, ts = f
+        if status == OK and type(detail) is tuple and all(map(_holding, detail)):
+            return Positions(strategy, status, tuple(_new(Holding, h) for h in detail), ts)
+        if status == REJECTED and type(detail) is str:
+            return _new(Positions, f)
+    raise WireError("positions must be [strategy:str, status, detail, ts_ns:int]: \"ok\" with "
+                    "[[symbol:str, position:int, avg_price, realized_pnl, fees, fills:int], ...], or "
+                    "\"rejected\" with a str reason")
 
 
 def as_welcome(f: tuple) -> Welcome:

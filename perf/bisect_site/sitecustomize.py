@@ -17,7 +17,7 @@ def _patch() -> None:
     if "journal" in OFF:
         journal.Journal.append_lines = lambda self, lines: None
     if "risk" in OFF:
-        risk.RiskBook.check = lambda self, order, now_ns: None
+        risk.RiskBook.take = lambda self, order, now_ns: None
     if "sequence" in OFF:
         service.SeqCheck.see = lambda self, first, n=1: 0
     if "logs" in OFF:

@@ -1,7 +1,11 @@
 """The base class a user subclasses to write a strategy.
 
-The strategy process calls three callbacks, all on one thread, never concurrently:
+The strategy process calls these callbacks, all on one thread, never concurrently:
 
+- ``on_positions(holdings)``: once, before any other, with what the order manager (the book
+  of record) says this strategy holds: empty at a run's start, its positions after a restart.
+  :attr:`position` is already set from them; override it to rebuild state that follows from
+  what you hold (a target, a side to trade next).
 - ``on_quote(quote)``: a symbol of yours changed in the shared book. ``quote`` is the latest
   consistent value (bid, ask, last, size, tick_seq, tick_ts...). Updates that arrived while
   you were busy are conflated: you see the newest value once, not every tick.
@@ -19,7 +23,7 @@ import difflib
 from typing import Any, ClassVar, Iterable, Mapping, NamedTuple, Sequence
 
 from zmqtrade.book import Quote
-from zmqtrade.wire import News, Reply
+from zmqtrade.wire import Holding, News, Reply
 
 BUY, SELL = "BUY", "SELL"
 
@@ -52,6 +56,9 @@ class Strategy:
         self._outbox: list[OrderRequest] = []
 
     # ------------------------------------------------------------------ callbacks
+    def on_positions(self, holdings: Mapping[str, Holding]) -> None:
+        return None
+
     def on_quote(self, quote: Quote) -> Iterable[OrderRequest] | None:
         return None
 
@@ -62,6 +69,13 @@ class Strategy:
         return None
 
     # ------------------------------------------------------------------ helpers
+    def start_from(self, holdings: Iterable[Holding]) -> None:
+        """Take the order manager's positions (the process calls this once, before any quote)."""
+        held = {h.symbol: h for h in holdings}
+        for symbol, h in held.items():
+            self.position[symbol] = h.position
+        self.on_positions(held)
+
     def submit(self, order: OrderRequest) -> None:
         """Queue an order; it is sent when the current callback returns."""
         self._outbox.append(order)

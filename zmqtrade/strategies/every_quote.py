@@ -10,12 +10,19 @@ from typing import Any, Mapping, Sequence
 
 from zmqtrade.book import Quote
 from zmqtrade.strategies.base import BUY, SELL, OrderRequest, Strategy
+from zmqtrade.wire import Holding
 
 
 class EveryQuote(Strategy):
     def __init__(self, name: str, symbols: Sequence[str], qty: int, params: Mapping[str, Any]) -> None:
         super().__init__(name, symbols, qty, params)
         self.next_side = {s: BUY for s in self.symbols}
+
+    def on_positions(self, holdings: Mapping[str, Holding]) -> None:
+        """Resumed long, it sells next (and short, buys): its position stays within one qty of flat."""
+        for symbol in self.symbols:
+            pos = self.position[symbol]
+            self.next_side[symbol] = SELL if pos > 0 else BUY
 
     def on_quote(self, quote: Quote) -> list[OrderRequest]:
         side = self.next_side[quote.symbol]

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 from zmqtrade.book import Quote
 from zmqtrade.strategies import signals
 from zmqtrade.strategies.base import BUY, SELL, OrderRequest, Strategy
-from zmqtrade.wire import News, Reply
+from zmqtrade.wire import Holding, News, Reply
 
 
 class TargetPosition(Strategy):
@@ -20,6 +20,11 @@ class TargetPosition(Strategy):
     def __init__(self, name: str, symbols: Sequence[str], qty: int, params: Mapping[str, Any]) -> None:
         super().__init__(name, symbols, qty, params)
         self.target: dict[str, int] = {s: signals.FLAT for s in self.symbols}
+
+    def on_positions(self, holdings: Mapping[str, Holding]) -> None:
+        """A restarted strategy's targets are what it holds (in lots of ``qty``, LONG to SHORT)."""
+        for symbol in self.symbols:
+            self.target[symbol] = max(signals.SHORT, min(signals.LONG, round(self.position[symbol] / self.qty)))
 
     def act(self, quote: Quote, signal: int) -> list[OrderRequest] | None:
         current = self.target[quote.symbol]
