@@ -1,4 +1,4 @@
-"""Run every benchmark in full mode and write perf/RESULTS.md (the README quotes it).
+"""Run every benchmark in full mode and write perf/RESULTS.md (docs/concepts/performance.md quotes it).
 
     python -m perf.results            # full run, about 30 minutes on 2 cores
     python -m perf.results --quick    # the same in quick mode (does not overwrite RESULTS.md)
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from perf import (book, budget, codec, ideas, ingest, latency, max_rate, quickstart, recorder, recovery, relay,
                   transport)
-from zmqtrade import manifest
+from zmqtrade.report import manifest
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"

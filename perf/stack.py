@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from perf import procstat
-from zmqtrade import compare, journal
+from zmqtrade import journal
+from zmqtrade.report import compare
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA"]

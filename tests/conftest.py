@@ -230,8 +230,8 @@ class ComponentRun:
                  extra: Sequence[str] = ()) -> None:
         import zmq
 
-        from zmqtrade.child import module_argv
-        from zmqtrade.control import ControlServer
+        from zmqtrade.launch.child import module_argv
+        from zmqtrade.launch.control import ControlServer
 
         self.name = name or kind
         self.ctx = zmq.Context()

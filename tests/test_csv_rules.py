@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from zmqtrade import topology
-from zmqtrade.feeds import MAX_PRICE, CsvReplay, FeedError, load_csv
+from zmqtrade.csvfile import MAX_PRICE, FeedError, load_csv
+from zmqtrade.feeds import CsvReplay
 from zmqtrade.topology import Feed
 
 SYMS = ["AAA", "BBB"]

@@ -158,12 +158,12 @@ def test_plugin_fails_a_test_whose_process_exits_unexpectedly_unless_the_test_al
     assert "without a report" in out and "did you mean 'rate'?" in out
 
 
-def test_the_readme_pytest_example_passes_in_a_project_outside_the_repository(pytester):
-    """The README's example, as written, in a fresh project with a strategy of its own, run by
+def test_the_fixture_reference_example_passes_in_a_project_outside_the_repository(pytester):
+    """The fixture reference's example, as written, in a fresh project with a strategy of its own, run by
     pytest from outside the project: the topology is found beside the tests, the class change
     takes the old params with it, and the project's package imports in the stack's processes."""
-    readme = (ROOT / "README.md").read_text()
-    example = readme.split("### Testing your strategy with pytest", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs" / "reference" / "fixture.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
     project = pytester.path / "proj"
     (project / "mypkg").mkdir(parents=True)
     (project / "tests").mkdir()
@@ -263,7 +263,7 @@ def test_a_used_run_dir_is_refused(launch, tmp_path):
 
 
 def test_compare_counts_each_lost_tick_once():
-    from zmqtrade import compare
+    from zmqtrade.report import compare
 
     report = {"counters": {"ticks_published": 1000, "ticks_applied": 990, "tick_gaps": 10, "orders_acked": 5},
               "latency_us": {"tick_to_ack": {"p50": 1.0, "p99": 2.0, "p999": 3.0}}, "duration_s": 1.0,
@@ -272,8 +272,8 @@ def test_compare_counts_each_lost_tick_once():
 
 
 def test_the_live_view_shows_a_strategys_tick_to_ack_over_the_last_interval(tmp_path):
-    from zmqtrade.child import Child
-    from zmqtrade.live import row
+    from zmqtrade.launch.child import Child
+    from zmqtrade.report.live import row
 
     c = Child("trend", "strategy", [], tmp_path / "trend.log")
     c.progress = [(1.0, {"tick_acks": 10, "tick_to_ack_us": 5_000, "quotes_read": 10}),

@@ -712,7 +712,7 @@ def test_a_live_stack_rides_out_publisher_floods_and_control_socket_fuzz(launch,
     import json
     import signal
 
-    from zmqtrade import control
+    from zmqtrade.launch import control
 
     rng, tag = rng_for("live_stack")
     topo = write_topology({**ipc_endpoints(tmp_path), "gateway": {**BASE["gateway"], "rate": 1000},
@@ -779,7 +779,7 @@ def test_a_live_stack_rides_out_publisher_floods_and_control_socket_fuzz(launch,
     c = report["counters"]
     # libzmq 4.3's manual XPUB pairs a garbage message read with the pipe of the next queued
     # subscription, and sends the next message to that pipe alone: a tick then reaches one
-    # subscriber, and the others count it as a gap (README, Hostile input). Degraded, counted.
+    # subscriber, and the others count it as a gap (docs/concepts/reliability.md, Hostile input). Degraded, counted.
     assert c["ticks_published"] > 3000 and c["ticks_applied"] >= 0.9 * c["ticks_published"], c
     assert c["ticks_published"] - c["ticks_applied"] == c["tick_gaps"], c  # every tick missed is counted
     assert report["processes"]["launcher"]["counters"]["control_messages_refused"] >= sent * 0.9, tag

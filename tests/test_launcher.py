@@ -234,7 +234,7 @@ def test_a_local_client_cannot_take_over_or_poison_the_control_channel(launch, w
     import zmq
     from zmq.utils.monitor import recv_monitor_message
 
-    from zmqtrade import control
+    from zmqtrade.launch import control
 
     topo = write_topology(ipc_endpoints(tmp_path))
     run_dir = tmp_path / "run"

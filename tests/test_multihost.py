@@ -26,8 +26,9 @@ import zmq
 import zmq.auth
 
 import netns
-from conftest import DELETE, ROOT
-from zmqtrade import control, journal, peering, topology
+from conftest import ROOT
+from zmqtrade import journal, topology
+from zmqtrade.launch import control, peering
 
 EXAMPLE = ROOT / "topologies" / "two_hosts.yaml"
 HOSTS = {"hosts": {"a": "10.0.0.1", "b": "10.0.0.2"}}
@@ -106,7 +107,7 @@ def test_ports_are_per_host_but_two_hosts_on_one_address_share_them(write_topolo
 
 
 def test_faults_are_injected_by_the_launcher_of_their_host(write_topology, tmp_path):
-    from zmqtrade.launcher import Launcher
+    from zmqtrade.launch.launcher import Launcher
 
     topo = topology.load(write_topology({**PLACED, "faults": [{"process": "trend", "at_s": 1, "action": "kill"},
                                                               {"process": "gateway", "at_s": 2, "action": "kill"}]}))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from zmqtrade import wire
-from zmqtrade.service import SeqCheck
+from zmqtrade.seqcheck import SeqCheck
 
 
 def test_gaps_duplicates_and_batches():

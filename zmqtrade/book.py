@@ -17,10 +17,10 @@ refused.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import platform
 import time
-import mmap
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -248,6 +248,15 @@ class Book:
         finally:
             u[b] = seq + 2  # even: consistent again (after a bad value too: never torn for good)
         u[H_HEARTBEAT] = write_ts
+
+    def mids(self) -> dict[str, float | None]:
+        """Each symbol's mid, (bid + ask) / 2, now (None before its first quote): what an open
+        position is marked at."""
+        out: dict[str, float | None] = {}
+        for sym, slot in self.index.items():
+            q = self.read(slot)
+            out[sym] = None if q is None else round((q.bid + q.ask) / 2, 6)
+        return out
 
     def read(self, slot: int) -> Quote | None:
         """A consistent snapshot of ``slot``; None if it was never written, or if it stayed

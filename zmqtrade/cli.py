@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, NoReturn, Sequence
 
 from zmqtrade import overrides, topology
 from zmqtrade.service import LOG_DATEFMT
+from zmqtrade.topology import values as topo_values
 
 
 def _run_parser(prog: str) -> argparse.ArgumentParser:
@@ -117,7 +118,7 @@ def run(argv: Sequence[str], prog: str = "zmqtrade run") -> int:
             print(topology.describe(topo) + (f"\n  (sweep point {overrides.label(point)})" if point else ""))
         print("ok")
         return 0
-    from zmqtrade.launcher import check_run_dir, default_run_dir
+    from zmqtrade.launch.rundir import check_run_dir, default_run_dir
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, datefmt=LOG_DATEFMT,
                         format="launcher | %(asctime)s %(message)s")
@@ -157,19 +158,20 @@ def placement_problem(runs: list[Point], host: str | None) -> str | None:
 
 def launcher_for(topo: topology.Topology, host: str | None) -> tuple[type, str | None]:
     """The launcher class for this host's share: the whole stack, the lead's or a peer's."""
-    from zmqtrade.launcher import Launcher
+    from zmqtrade.launch.launcher import Launcher
 
     if len(topo.hosts_used()) == 1:
         return Launcher, None
-    from zmqtrade.multihost import LeadLauncher, PeerLauncher
+    from zmqtrade.launch.lead import LeadLauncher
+    from zmqtrade.launch.peer import PeerLauncher
 
     return (LeadLauncher if host == topo.lead_host() else PeerLauncher), host
 
 
 def sweep(runs: list[Point], args: argparse.Namespace) -> int:
     """Run each point in turn into ``<base>/<nn>-<topology>-<point>``, then print one comparison."""
-    from zmqtrade import compare
-    from zmqtrade.launcher import Launcher
+    from zmqtrade.launch.launcher import Launcher
+    from zmqtrade.report import compare
 
     base = args.run_dir or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-sweep"
     dirs, names, groups, worst = [], [], [], 0
@@ -211,7 +213,7 @@ def sweep(runs: list[Point], args: argparse.Namespace) -> int:
 
 
 def compare_cmd(argv: Sequence[str]) -> int:
-    from zmqtrade import compare
+    from zmqtrade.report import compare
 
     p = argparse.ArgumentParser(prog="zmqtrade compare", description=compare.__doc__.split("\n")[0])
     p.add_argument("run_dirs", nargs="+", help="run directories (each holds a report.json)")
@@ -254,7 +256,7 @@ def keys_cmd(argv: Sequence[str]) -> int:
             print(f"zmqtrade keys: note: {args.topology} reads its keys from {topo.security.keys}, not {args.dir}",
                   file=sys.stderr)
     for name in names:
-        problem = topology._name(name)
+        problem = topo_values.name(name)
         if problem:
             p.error(f"{name!r}: {problem}")
     names = list(dict.fromkeys([*names, *derived]))
@@ -277,17 +279,9 @@ def keys_cmd(argv: Sequence[str]) -> int:
 
 def report_cmd(argv: Sequence[str]) -> int:
     """Draw a finished run's report.html again from its run directory."""
-    p = argparse.ArgumentParser(prog="zmqtrade report", description=COMMANDS["report"])
-    p.add_argument("run_dir", type=Path, help="a run directory (it holds report.json)")
-    args = p.parse_args(argv)
-    if not (args.run_dir / "report.json").is_file():
-        print(f"zmqtrade report: {args.run_dir} holds no report.json (not a run directory, or its run never "
-              f"ended); give the directory a run wrote", file=sys.stderr)
-        return 2
-    from zmqtrade import htmlreport
+    from zmqtrade.report import html
 
-    print(htmlreport.render(args.run_dir))
-    return 0
+    return html.main(argv)
 
 
 TEMPLATES = {"topology.yaml.tmpl": "topology.yaml", "mystrategy.py.tmpl": "mystrategy.py",

@@ -3,7 +3,7 @@
 On one host every process reads the same CLOCK_MONOTONIC, so a tick stamped by the gateway
 and an ack read by a strategy can be subtracted directly. Two hosts' monotonic clocks start
 at their boots, days apart. So every host's launcher measures how far its clock is from the
-lead launcher's (:mod:`zmqtrade.peering`, NTP-style, to within half the best round trip) and
+lead launcher's (:mod:`zmqtrade.launch.peering`, NTP-style, to within half the best round trip) and
 starts its processes with ``--clock-offset``; they stamp ``now_ns()``, the lead's clock as
 seen from here. On the lead's host, and in a one-host stack, the offset is 0 and ``now_ns``
 is ``time.monotonic_ns`` itself.

@@ -19,7 +19,8 @@ from typing import Sequence
 
 from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.feeds import NewsFeed, price_feed
-from zmqtrade.service import PR_SET_TIMERSLACK, Service, prctl, serve
+from zmqtrade.runner import prctl, serve
+from zmqtrade.service import PR_SET_TIMERSLACK, Service
 
 CONTROL_CHECK_NS = 5_000_000  # look at the control socket at least every 5 ms while busy
 SLEEP_FLOOR_NS = 2_000_000    # waits longer than this go through zmq poll (wakes on stop)

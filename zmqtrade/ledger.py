@@ -14,9 +14,9 @@ if the fee schedule changes between runs. Net PnL is realized + unrealized - fee
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Container, Iterable, Mapping
 
-from zmqtrade import journal
+from zmqtrade import journal, wire
 from zmqtrade.topology import Fees
 from zmqtrade.wire import Holding
 
@@ -72,6 +72,25 @@ class Ledger:
         return [Holding(sym, self.positions.get((s, sym), 0), line[AVG], line[REALIZED], line[FEES], int(line[FILLS]))
                 for (s, sym), line in self.lines.items() if s == strategy]
 
+    def answer(self, fields: tuple, sender: str | None, known: Container[str], now_ns: int) -> tuple[bytes, str, bool]:
+        """A POSITIONS answer to an ask's fields: (body, log line, whether the ask was malformed).
+        Refused for a strategy not in ``known``, or (under CURVE) not the ``sender``'s own."""
+        try:
+            ask = wire.as_positions_ask(fields)
+        except wire.WireError as exc:
+            return (wire.encode_positions("", None, now_ns, f"malformed: {exc}"),
+                    f"positions ask from a client rejected: malformed: {exc}", True)
+        name = ask.strategy
+        if name not in known:
+            reason = f"unknown strategy {wire.brief(name)}"
+        elif sender is not None and name != sender:
+            reason = f"strategy {wire.brief(name)} is not this client's own (its key is {sender!r})"
+        else:
+            held = self.holdings(name)
+            return (wire.encode_positions(name, held, now_ns),
+                    f"positions of {name} asked: {len(held)} symbols, {sum(1 for h in held if h.position)} open", False)
+        return wire.encode_positions(name, None, now_ns, reason), f"positions ask rejected: {reason}", False
+
     def net(self, marks: Mapping[str, float | None]) -> dict[str, float]:
         """Net PnL per strategy, open positions marked at ``marks`` (symbol -> mid)."""
         out: dict[str, float] = {}
@@ -84,7 +103,7 @@ class Ledger:
         return pos * (mark - self.lines[key][AVG]) if pos and mark is not None else 0.0
 
     def results(self, strategies: Iterable[str], marks: Mapping[str, float | None]) -> dict[str, Any]:
-        """The report's ``strategies`` section (README, report.json): every strategy of the
+        """The report's ``strategies`` section (docs/reference/report-json.md): every strategy of the
         topology, those that never traded included, with totals and a line per symbol."""
         out: dict[str, Any] = {}
         for name in strategies:

@@ -23,7 +23,7 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 ORDER_HOPS = ("tick_to_ack", "tick_to_book", "book_to_decision", "order_rtt", "order_to_om", "om_process",
               "reply_to_strategy")
 """Latency series of tick-driven fills, measured by the strategy from the stamps an order and its
-reply carry (README: report.json)."""
+reply carry (docs/reference/counters.md)."""
 
 
 class Histogram:

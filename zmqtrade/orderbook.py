@@ -15,7 +15,9 @@ from typing import Sequence
 
 from zmqtrade import bell, clock, sockets, wire
 from zmqtrade.book import Book, BookError
-from zmqtrade.service import SeqCheck, Service, serve
+from zmqtrade.runner import serve
+from zmqtrade.seqcheck import SeqCheck
+from zmqtrade.service import Service
 
 MAX_DRAIN = 256
 """Price messages applied before ringing at the latest (each may be a batch of ticks), so after

@@ -7,8 +7,8 @@ fills go to the journal in one write, and only then is the message answered: an 
 is always in the journal. With ``fsync: batch`` a commit also flushes the disk (~0.1-0.5 ms),
 so the messages already queued share one commit (group commit, 32 orders at most); without it
 each message is committed as soon as it is decided, its reply not waiting for the socket to be
-asked whether another is queued. A repeated client order id from the same strategy (a re-send
-after a timeout) is answered with the original reply and never filled twice.
+asked whether another is queued. A re-sent order gets its original answer
+(:mod:`zmqtrade.duplicates`), never a second fill.
 
 On a host without the orderbook (the book is shared memory, one per host), the order
 manager keeps its own copy of the prices: it subscribes to the price feed itself and applies
@@ -21,39 +21,32 @@ before the stack starts streaming too), so a restarted strategy resumes instead 
 flat. Orders are accepted from every strategy of the topology, ``external`` ones included.
 
 A restarted order manager rebuilds from the journal before it binds: the ledger, the next
-order id, and the duplicate filter (the fills of the last ``replies_kept_s``). So a strategy re-sending
-an order that was filled just before a crash gets the original fill, not a second one. It starts
+order id, and the duplicate filter (so an order filled just before a crash and re-sent gets its
+original fill). It starts
 from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
 only the journal after it, so a restart costs what the state holds, not what the run did; while
 it replays it tells the launcher how far it is, so a long replay is not taken for a hang.
-
-The filter keeps answers for ``replies_kept_s`` (by when they were made: at least a strategy's
-longest re-send interval) and ``replies_kept`` of them at most (its memory bound). It forgets
-by age, not by client order id: an order it holds no answer for is refused
-as too old to replay only if it was decided (its ``decide_ts``, which a re-send keeps) no later
-than the newest answer forgotten for that strategy. An id says nothing about age: when it did,
-one forged order with clordid 2^64-1, pushed out of the filter, made every later order of that
-strategy "too old". A forged time cannot do the same: an answer is aged at the earlier of the
-order's ``decide_ts`` and the time it was received. And an id ahead of the clock (strategies
-number up from it) is refused before the filter sees it.
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from collections import deque
 from typing import Sequence
 
 import zmq
 
 from zmqtrade import checkpoint, clock, journal, sockets, wire
 from zmqtrade.book import Book, segment_name
+from zmqtrade.duplicates import DuplicateFilter
 from zmqtrade.journal import FILENAME, Journal, JournalError, Position
 from zmqtrade.ledger import PNL_PREFIX, Ledger
-from zmqtrade.risk import RiskBook
 from zmqtrade.orderbook import PRICES, TickApplier
-from zmqtrade.service import LOG_DATEFMT, SeqCheck, Service, serve
+from zmqtrade.orderlog import OrderLog
+from zmqtrade.risk import RiskBook
+from zmqtrade.runner import serve
+from zmqtrade.seqcheck import SeqCheck
+from zmqtrade.service import Service
 
 MAX_DRAIN = 4096
 MAX_FRAMES = 3
@@ -67,10 +60,6 @@ CLORDID_AHEAD_NS = 60 * 10**9
 one per order: no client gets ahead of the clock by sending). The margin covers clock offsets
 between hosts."""
 SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)  # ints: pyzmq's flag enums cost a microsecond per or
-NOBLOCK, RCVMORE = int(zmq.NOBLOCK), int(zmq.RCVMORE)
-LOG_EVERY_S = 0.1
-"""Per-order log lines are written at most this often (and whenever the process idles), one
-write for all of them: a write per group commit cost a syscall and a timestamp per order."""
 
 
 class OrderManager(Service):
@@ -99,23 +88,16 @@ class OrderManager(Service):
         formatting one cost a tenth of the order manager's time per order."""
         self.ledger = Ledger(om.fees)
         self.risk = RiskBook(om.risk, self.ledger.positions)
-        self.replies: dict[tuple[str, int], list | tuple] = {}  # (strategy, clordid) -> reply fields
-        self._kept: deque[tuple[tuple[str, int], int, int]] = deque()  # (key, age, answered at) ns, oldest first
-        self.keep_ns = int(om.replies_kept_s * 1e9)
-        self.keep_max = om.replies_kept
-        self._fresh: list[tuple[tuple[str, int], list]] = []    # this batch's remembered replies, to stamp
-        self.forgotten: dict[str, int] = {}             # strategy -> newest age (ns) evicted from replies
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
         self._out: list[tuple[bytes, list | bytes, bool | None]] = []
         """(client, replies, to an ORDERS) or (client, a body made already, None): sent after the journal write."""
-        self._lines: list[str | tuple] = []           # this commit's log lines (a fill: its fields), to format
-        self._log_text: list[str] = []                # formatted lines waiting to be written
-        self._log_due = 0.0                           # when the oldest of those must be written
-        self._log_second, self._log_stamp = -1, ""
+        self.orderlog = OrderLog(self.log.name)
+        self.log_lines = self.orderlog.lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
                              replies_undeliverable=0, journal_replayed=0, checkpoint_records=0,
                              replies_forgotten_early=0, orders_ahead_of_clock=0, positions_asked=0)
+        self.filter = DuplicateFilter(om.replies_kept_s, om.replies_kept, self.counters)
         self._recover()
         self.checkpoints: checkpoint.Writer | None = None
         if om.checkpoint_every_s:
@@ -150,7 +132,7 @@ class OrderManager(Service):
         if state is not None:
             self.next_order_id = state.next_order_id
             self.ledger.load_rows(state.ledger)
-            self.forgotten.update(state.forgotten)
+            self.filter.forgotten.update(state.forgotten)
             start, self._positions_from = state.window, state.at.records
             self.counters["checkpoint_records"] = state.at.records
         self._replay_index = start.records
@@ -170,7 +152,7 @@ class OrderManager(Service):
     def snapshot(self) -> checkpoint.State:
         """The state as of the journal's end (between commits: every decided fill is written)."""
         return checkpoint.State(self.journal.position, Position(), self.next_order_id, self.ledger.rows(),
-                                dict(self.forgotten))
+                                dict(self.filter.forgotten))
 
     def periodic(self) -> None:
         """A checkpoint every ``checkpoint_every_s`` while fills are journaled (written aside, on
@@ -181,7 +163,7 @@ class OrderManager(Service):
         if now >= self._next_checkpoint and self.journal.size != self._checkpointed:
             self._next_checkpoint = now + self.topo.ordermanager.checkpoint_every_s
             self._checkpointed = self.journal.size
-            self.checkpoints.submit(self.snapshot(), len(self._kept))
+            self.checkpoints.submit(self.snapshot(), len(self.filter))
         self._count_checkpoints()
 
     def replay(self, rec: dict) -> None:
@@ -196,7 +178,7 @@ class OrderManager(Service):
             raise JournalError(f"{self.args.run_dir / FILENAME}: a record without a valid {exc} field; "
                                f"not replayed (move the journal aside to start afresh)") from None
         recv_ts = rec["recv_ts"]
-        self._keep((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"], recv_ts, recv_ts),
+        self.filter.keep((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"], recv_ts, recv_ts),
                    min(rec.get("decide_ts", recv_ts), recv_ts), recv_ts)
         self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
 
@@ -218,44 +200,12 @@ class OrderManager(Service):
             return f"price must be > 0, got {o.price!r}"
         return None
 
-    def _remember(self, key: tuple[str, int], reply: list, age_ns: int, now_ns: int) -> list:
-        """Keep this batch's ``reply`` for re-sends (:meth:`_keep`). The list is stamped at commit
-        and then stored as a tuple of plain values, which the cyclic garbage collector stops
-        tracking: a cache of lists made every full collection walk tens of thousands of objects,
-        a multi-millisecond pause seen as p99 latency."""
-        self._fresh.append((key, reply))
-        return self._keep(key, reply, age_ns, now_ns)
-
-    def _keep(self, key: tuple[str, int], reply: list | tuple, age_ns: int, now_ns: int) -> list | tuple:
-        """Keep ``reply`` for re-sends, answered at ``now_ns``; forget answers older than
-        ``replies_kept_s`` (and the oldest past ``replies_kept``, the memory bound), but not the
-        age of each (``age_ns``, see the module's doc).
-
-        Answers expire by the time they were made (our clock), never by a time the client sent.
-        The oldest is found in ``_kept``, not as ``next(iter(replies))``: a dict emptied from the
-        front skips its deleted entries on every such call (a quarter of the CPU at 10k orders/s).
-        """
-        replies = self.replies
-        replies[key] = reply
-        kept = self._kept
-        kept.append((key, age_ns, now_ns))
-        horizon = now_ns - self.keep_ns
-        while kept and (kept[0][2] < horizon or len(replies) > self.keep_max):
-            old, age, made = kept.popleft()
-            del replies[old]
-            if made >= horizon:
-                self.counters["replies_forgotten_early"] += 1  # the count bound, not the age, forgot it
-            strategy = old[0]
-            if age > self.forgotten.get(strategy, -1):
-                self.forgotten[strategy] = age
-        return reply
-
     def _reject(self, cid: int, reason: str, recv_ts: int, what: str | wire.Order) -> list:
         """A reject's reply fields; its log line names the order (its text cut short if hostile)."""
         self.counters["orders_rejected"] += 1
         if type(what) is wire.Order:
             what = f"{_shown(what.strategy)} {_shown(what.side)} {what.qty} {_shown(what.symbol)}"
-        self._lines.append(f"order - {what} rejected: {reason}")
+        self.log_lines.append(f"order - {what} rejected: {reason}")
         return [cid, wire.REJECTED, 0, reason, recv_ts, clock.now_ns()]
 
     def handle(self, frames: list[bytes], sender: str | None = None) -> None:
@@ -311,28 +261,13 @@ class OrderManager(Service):
         self._out.append((identity, replies, batch))
 
     def _positions(self, fields: tuple, sender: str | None) -> bytes:
-        """The answer to a POSITIONS_ASK: what the strategy holds, from the ledger (sent after
-        this wake-up's journal write, like a reply, so it never shows a fill not yet journaled)."""
-        c = self.counters
-        c["positions_asked"] += 1
-        try:
-            ask = wire.as_positions_ask(fields)
-        except wire.WireError as exc:
-            c["malformed_messages"] += 1
-            self._lines.append(f"positions ask from a client rejected: malformed: {exc}")
-            return wire.encode_positions("", None, clock.now_ns(), f"malformed: {exc}")
-        name = ask.strategy
-        if name not in self.strategy_names:
-            reason = f"unknown strategy {wire.brief(name)}"
-        elif sender is not None and name != sender:
-            reason = f"strategy {wire.brief(name)} is not this client's own (its key is {sender!r})"
-        else:
-            holdings = self.ledger.holdings(name)
-            self._lines.append(f"positions of {name} asked: {len(holdings)} symbols, "
-                               f"{sum(1 for h in holdings if h.position)} open")
-            return wire.encode_positions(name, holdings, clock.now_ns())
-        self._lines.append(f"positions ask for {_shown(name)} rejected: {reason}")
-        return wire.encode_positions(name, None, clock.now_ns(), reason)
+        """The answer to a POSITIONS_ASK (sent after this wake-up's journal write, like a reply,
+        so it never shows a fill not yet journaled)."""
+        self.counters["positions_asked"] += 1
+        body, line, malformed = self.ledger.answer(fields, sender, self.strategy_names, clock.now_ns())
+        self.counters["malformed_messages"] += malformed
+        self.log_lines.append(line)
+        return body
 
     def decide(self, o: wire.Order, recv_ts: int) -> list | tuple:
         """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
@@ -340,11 +275,11 @@ class OrderManager(Service):
         if o.strategy not in self.strategy_names:  # first, and remembered nowhere: no state for strangers
             return self._reject(o.clordid, f"unknown strategy {wire.brief(o.strategy)}", recv_ts, o)
         key = (o.strategy, o.clordid)
-        previous = self.replies.get(key)
+        previous = self.filter.replies.get(key)
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
-        if o.decide_ts <= self.forgotten.get(o.strategy, -1):
+        if self.filter.too_old(o.strategy, o.decide_ts):
             c["duplicate_orders"] += 1
             return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, o)
         if o.clordid > recv_ts + CLORDID_AHEAD_NS:  # remembered nowhere: a forged id holds no place in the filter
@@ -360,7 +295,7 @@ class OrderManager(Service):
                 fill = quote.ask if o.side == "BUY" else quote.bid
                 reason = self.risk.take(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            return self._remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts), recv_ts)
+            return self.filter.remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts), recv_ts)
         order_id = self.next_order_id
         self.next_order_id += 1
         ledger = self.ledger
@@ -368,10 +303,10 @@ class OrderManager(Service):
         ledger.fill((o.strategy, o.symbol), o.qty if o.side == "BUY" else -o.qty, fill, fee)
         self._records.append(journal.record(order_id, o, fill, recv_ts, fee))
         c["orders_filled"] += 1
-        reply = self._remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts),
+        reply = self.filter.remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts),
                                recv_ts)
         if self.log_fills:
-            self._lines.append((order_id, o.strategy, o.side, o.qty, o.symbol, fill))  # formatted once the reply is out
+            self.log_lines.append((order_id, o.strategy, o.side, o.qty, o.symbol, fill))  # formatted once the reply is out
         return reply
 
     def commit(self) -> None:
@@ -382,73 +317,15 @@ class OrderManager(Service):
         if self._records:
             self.journal.append_lines(self._records)
             self._records.clear()
-        now = clock.now_ns()
-        for _, reply in self._fresh:  # sent time: after the journal write, so om_process includes it
-            reply[5] = now
+        self.filter.stamp(clock.now_ns())  # after the journal write, so om_process includes it
         for identity, replies, batch in self._out:
             self._reply(identity, replies if batch is None else wire.encode_replies(replies, batch))
         self._out.clear()
         if self._poller is not None:
             self._poller.touched(self.router)  # a send may have taken the signal of an order arriving
-        replies = self.replies
-        for key, reply in self._fresh:
-            if key in replies:
-                replies[key] = tuple(reply)
-        self._fresh.clear()
-        if self._lines:
-            self._format_log()
-
-    def _format_log(self) -> None:
-        """Turn this commit's log entries into lines (after its replies are out); they are written
-        together every LOG_EVERY_S, or when the process idles."""
-        t = time.time()
-        sec = int(t)
-        if sec != self._log_second:  # one strftime per second, not per line
-            self._log_second, self._log_stamp = sec, time.strftime(LOG_DATEFMT, time.localtime(sec))
-        head = f"{self._log_stamp}.{int(t * 1000) % 1000:03d} INFO {self.log.name}: "
-        out = self._log_text
-        if not out:
-            self._log_due = time.monotonic() + LOG_EVERY_S
-        for line in self._lines:
-            if type(line) is tuple:
-                order_id, strategy, side, qty, symbol, fill = line
-                out.append(f"{head}order {order_id} {strategy} {side} {qty} {symbol} @ {fill:.2f} filled\n")
-            else:
-                out.append(f"{head}{line}\n")
-        self._lines.clear()
-        if time.monotonic() >= self._log_due:
-            self.write_log()
-
-    def write_log(self) -> None:
-        """Write the formatted log lines waiting, in one write."""
-        if self._log_text:
-            sys.stderr.write("".join(self._log_text))
-            self._log_text.clear()
-
-    def _recv_named(self) -> tuple[list[bytes], str | None]:
-        """A message and its sender's key name (the ZAP User-Id libzmq attaches under CURVE)."""
-        router = self.router
-        frames = [router.recv(NOBLOCK)]
-        user = None
-        while router.get(RCVMORE):
-            frame = router.recv(NOBLOCK, copy=False)
-            if user is None:
-                user = frame.get("User-Id")
-            if len(frames) < MAX_FRAMES:
-                frames.append(frame.bytes)
-        return frames, user
-
-    def _recv(self) -> list[bytes]:
-        """A message's frames (recv_multipart without its flag enums: a microsecond less). A valid
-        one has two (routing id, body); past MAX_FRAMES the rest are read and dropped, not held: a
-        message of 3000 frames of 60 KB would otherwise be kept whole, ~180 MB."""
-        router = self.router
-        frames = [router.recv(NOBLOCK)]
-        while router.get(RCVMORE):
-            frame = router.recv(NOBLOCK)
-            if len(frames) < MAX_FRAMES:
-                frames.append(frame)
-        return frames
+        self.filter.settle()
+        if self.log_lines:
+            self.orderlog.format()
 
     def take_orders(self) -> None:
         """Decide what is queued on the ROUTER, committing every ``commit_every`` orders."""
@@ -460,13 +337,13 @@ class OrderManager(Service):
                 break  # one message a wake-up, answered: no failing receive after it
             try:
                 if named:
-                    self.handle(*self._recv_named())
+                    self.handle(*sockets.recv_named(router, MAX_FRAMES))
                 else:
-                    self.handle(self._recv())
+                    self.handle(sockets.recv_frames(router, MAX_FRAMES))
             except zmq.Again:
                 poller.settled(router)
                 break
-            if not self.group_messages or len(self._fresh) >= self.commit_every:
+            if not self.group_messages or len(self.filter.fresh) >= self.commit_every:
                 self.commit()
                 if i & 63 == 63:
                     self.report_progress()  # a long backlog (fsync per order) is not a hang
@@ -491,36 +368,27 @@ class OrderManager(Service):
             if self.router in ready or self.stopping:
                 self.take_orders()
             elif not ready:
-                self.write_log()  # idle: the log catches up
+                self.orderlog.write()  # idle: the log catches up
             self.report_progress()
             if ctl is not None and ctl in ready:
                 self.service_control()
             if self.stopping and not self.router.poll(0):
                 break
-        self.write_log()
+        self.orderlog.write()
         if self.prices is not None:
             self.price_seq.end(self.price_eos)
         if self.checkpoints is not None:  # the next life starts here, replaying nothing
-            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None, len(self._kept))
+            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None, len(self.filter))
             self._count_checkpoints()
-
-    def marks(self) -> dict[str, float | None]:
-        """Each symbol's mid in the book now (None before its first quote): what open positions
-        are worth."""
-        out: dict[str, float | None] = {}
-        for sym, slot in self.book.index.items():
-            q = self.book.read(slot)
-            out[sym] = None if q is None else round((q.bid + q.ask) / 2, 6)
-        return out
 
     def progress_payload(self) -> dict[str, int | float]:
         """The counters and each strategy's net PnL now (``pnl.<strategy>``): PnL over the run."""
-        net = self.ledger.net(self.marks()) if self.ledger.lines else {}
+        net = self.ledger.net(self.book.mids()) if self.ledger.lines else {}
         return {**self.counters, **{f"{PNL_PREFIX}{s}": round(net.get(s, 0.0), 6) for s in self.topo.strategies}}
 
     def stats(self) -> dict:
         """Adds the book of record: each strategy's positions and PnL (the report's ``strategies``)."""
-        return {**super().stats(), "strategies": self.ledger.results(self.topo.strategies, self.marks())}
+        return {**super().stats(), "strategies": self.ledger.results(self.topo.strategies, self.book.mids())}
 
     def _count_checkpoints(self) -> None:
         self.counters["checkpoints_written"] = self.checkpoints.written

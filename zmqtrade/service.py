@@ -1,6 +1,7 @@
 """What every zmqtrade process has in common: arguments, logging, signals and lifecycle.
 
-A component subclasses :class:`Service` and its module's ``main()`` calls :func:`serve`.
+A component subclasses :class:`Service` and its module's ``main()`` calls
+:func:`zmqtrade.runner.serve`.
 The lifecycle is the same for all of them, and mirrors the launcher's side of it::
 
     open()          bind / connect sockets, attach the book
@@ -15,32 +16,23 @@ Started by hand (no ``--control``) a process skips the handshake and runs until 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import errno
-import gc
 import logging
-import os
-import signal
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 import zmq
 
-from zmqtrade import clock, control, placement, security, sockets, topology, wire
-from zmqtrade.errors import ResourceError
+from zmqtrade import security, sockets, wire
+from zmqtrade.launch import control
 from zmqtrade.poller import Poller, Source
+from zmqtrade.seqcheck import SeqCheck
 from zmqtrade.topology import Topology
 
 READY_TIMEOUT_S = 15.0
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 LOG_DATEFMT = "%H:%M:%S"
-PR_SET_PDEATHSIG = 1
 PR_SET_TIMERSLACK = 29
-SEQ_WINDOW = 1 << 40
-"""A sequence jump larger than this is no loss but a stream that started over, or a forged number:
-no run publishes 10^12 ticks, while real gaps (100k-message HWMs of up to 512 ticks) stay far below."""
 REJOIN_AFTER_S = 1.0
 """A subscriber disconnected this long without libzmq retrying is connected again by hand."""
 STARTING_EVERY_S = 0.5
@@ -50,78 +42,6 @@ T = TypeVar("T")
 
 class Stopped(Exception):
     """Told to stop while still starting (raised out of :meth:`Service.starting`)."""
-
-
-class SeqCheck:
-    """One stream's sequence numbers: a jump counts as a gap, a repeat or step back as a duplicate.
-
-    Shared by every subscriber (ticks, batches, doorbells, news), so they all count the same way;
-    ``end`` counts what was sent after the last message received, from the end of stream.
-    ``session`` is the publisher's, from its WELCOME: a publisher that restarted greets with a new
-    one and numbers from 1 again, and :meth:`resync` starts counting afresh (``resyncs``) instead
-    of calling its whole new stream duplicates.
-    """
-
-    __slots__ = ("expected", "counters", "gaps", "duplicates", "session", "resync_due")
-
-    def __init__(self, counters: dict[str, int], gaps: str, duplicates: str | None = None,
-                 joined_late: bool = False) -> None:
-        self.expected: int | None = None if joined_late else 1
-        """Next number due; None until the first message when ``joined_late`` (a restarted process
-        joins a stream already running: what was sent before it existed is not its gap)."""
-        self.counters = counters
-        self.gaps = gaps
-        self.duplicates = duplicates
-        self.session: int | None = None
-        self.resync_due = False
-        counters.setdefault(gaps, 0)
-        if duplicates:
-            counters.setdefault(duplicates, 0)
-        counters.setdefault("resyncs", 0)
-
-    def welcome(self, w: wire.Welcome) -> bool:
-        """A WELCOME arrived; True if it opens a new session (resync before the next message)."""
-        if self.session is None:
-            self.session = w.session
-            return False
-        if w.session == self.session:
-            return False
-        self.session = w.session
-        self.resync_due = True
-        return True
-
-    def resync(self) -> None:
-        self.expected = 1  # a new session numbers from 1: what this subscriber missed of it is a gap
-        self.resync_due = False
-        self.counters["resyncs"] += 1
-
-    def see(self, first: int, n: int = 1) -> int:
-        """Account for messages ``first`` .. ``first + n - 1``; how many of them, from the front,
-        were seen before (to skip). ``expected`` never moves backwards, except by a jump of more
-        than ``SEQ_WINDOW`` either way: no queue holds that many, so it is a stream that started
-        over (or one forged number), and counting from it resyncs instead of silencing the stream."""
-        expected = self.expected
-        if first == expected:  # the common case
-            self.expected = first + n
-            return 0
-        if expected is None or abs(first - expected) > SEQ_WINDOW:
-            if expected is not None:
-                self.counters["resyncs"] += 1
-            self.expected = first + n
-            return 0
-        if first > expected:
-            self.counters[self.gaps] += first - expected
-            self.expected = first + n
-            return 0
-        repeats = min(n, expected - first)
-        if self.duplicates:
-            self.counters[self.duplicates] += repeats
-        self.expected = max(expected, first + n)
-        return repeats
-
-    def end(self, eos: wire.Eos | None) -> None:
-        if eos is not None and self.expected is not None and eos.last_seq >= self.expected:
-            self.counters[self.gaps] += eos.last_seq - self.expected + 1
 
 
 class Service:
@@ -442,118 +362,3 @@ class Service:
         self._sockets.clear()
         if self.security is not None:  # after the server sockets: none may outlive its ZAP handler
             self.security.close()
-
-
-# --------------------------------------------------------------------------- runner
-def arg_parser(kind: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m zmqtrade.{kind}",
-                                description=f"Run the zmqtrade {kind} of a topology.")
-    p.add_argument("topology", help="topology file (YAML or the launcher's resolved JSON)")
-    p.add_argument("--name", default=None, help=f"process name in the topology (default: {kind})")
-    p.add_argument("--control", default=None, help="launcher control endpoint (omit when started by hand)")
-    p.add_argument("--book", default=None, help="shared-memory book segment name")
-    p.add_argument("--run-dir", default=".", help="where journals and other run files go")
-    p.add_argument("--parent-pid", type=int, default=0, help="exit if this process (the launcher) dies")
-    p.add_argument("--life", type=int, default=1, help="1 at first start, N for the (N-1)th restart by the launcher")
-    p.add_argument("--log-orders", action="store_true",
-                   help="log every order's outcome, fills included (the launcher passes it with -v; "
-                        "the order manager's journal holds every fill either way)")
-    p.add_argument("--clock-offset", type=int, default=0, metavar="NS",
-                   help="add to this host's monotonic clock for message timestamps (the lead launcher's clock)")
-    return p
-
-
-def default_book_name(topo: Topology) -> str:
-    """The segment name used when a process is started by hand without ``--book``."""
-    return f"zmqtrade_hand_{topo.name}"
-
-
-def prctl(option: int, value: int) -> bool:
-    """Linux prctl(2) for this process; False where it is not available."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGTERM us when the launcher dies, so a killed launcher leaves no orphans."""
-    if not parent_pid or not prctl(PR_SET_PDEATHSIG, signal.SIGTERM):
-        return
-    if os.getppid() != parent_pid:  # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def serve(cls: type[Service], argv: Sequence[str] | None = None) -> int:
-    """Run one component process to completion; returns its exit status."""
-    args = arg_parser(cls.kind).parse_args(argv)
-    name = args.name or cls.kind
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT, datefmt=LOG_DATEFMT)
-    log = logging.getLogger(f"zmqtrade.{name}")
-    try:
-        topo = topology.load(args.topology, check_files=False)  # its own files: it says when it reads them
-    except topology.TopologyError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if name not in topo.process_names() or topo.kind_of(name) != cls.kind:
-        print(f"{args.topology}: no {cls.kind} named {name!r} in this topology", file=sys.stderr)
-        return 2
-    args.run_dir = Path(args.run_dir)
-    args.book = args.book or default_book_name(topo)
-    clock.set_offset(args.clock_offset)
-    placement.normal_this_thread()  # the launcher runs under SCHED_BATCH; its children must not
-    cpus = topo.cpus_of(name, os.sched_getaffinity(0))
-    if cpus:  # before the context exists: libzmq's I/O thread inherits the mask
-        placement.pin(cpus)
-
-    ctx = zmq.Context()
-    svc = cls(topo, name, args, ctx)
-    signal.signal(signal.SIGTERM, lambda *_: svc.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: svc.request_stop())
-    _die_with_parent(args.parent_pid)
-    svc.link = control.ControlLink(ctx, args.control, name)
-    try:
-        svc.security = security.for_process(topo, name, ctx)
-        bound = svc.open()
-        if topo.tuning.io_threads == "batch":  # the sockets exist, so the I/O thread does
-            placement.batch_io_threads(ctx.get(zmq.IO_THREADS))
-        svc.await_ready(time.monotonic() + READY_TIMEOUT_S)
-        # Everything made so far (modules, topology, sockets) lives for the whole run: move it out
-        # of the cyclic collector's reach so full collections stay short on the hot path.
-        gc.collect()
-        gc.freeze()
-        svc.link.send(control.READY, {"pid": os.getpid(), "endpoints": bound, **placement.describe()})
-        log.info("ready (pid %d)%s", os.getpid(), "".join(f" {k}={v}" for k, v in bound.items()))
-        if svc._wait_start():
-            svc.running = True
-            svc.run()
-        svc.link.send(control.STATS, svc.stats())
-        log.info("done: %s", " ".join(f"{k}={v}" for k, v in svc.counters.items()))
-        return 0
-    except Stopped as exc:
-        log.info("stopped while %s", exc)
-        return 0
-    except TimeoutError as exc:
-        if svc.stopping:  # told to stop while waiting for a publisher (the run ended meanwhile)
-            log.info("stopped before ready")
-            return 0
-        log.error("not ready within %.0f s: %s", READY_TIMEOUT_S, exc)
-        return 1
-    except zmq.ZMQError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            mine = [f"{k}={topo.bind_endpoint(k)}" for k, kind in topology.BINDERS.items() if kind == cls.kind]
-            log.error("cannot bind %s: address already in use (another run, or another program, holds the "
-                      "port); give another port, or tcp://127.0.0.1:* to let the OS pick one", " or ".join(mine))
-        else:
-            log.error("socket error while starting: %s", exc)
-        return 1
-    except ResourceError as exc:  # a book or journal we must not run on (or write to); the message says why
-        log.error("%s: %s", "stopped" if svc.running else "cannot start", exc)
-        return 1
-    except security.SecurityError as exc:
-        log.error("cannot load CURVE keys: %s", exc)
-        return 2
-    finally:
-        svc.release()
-        svc.link.close()
-        ctx.term()

@@ -24,11 +24,14 @@ import zmq
 
 from zmqtrade import clock, metrics, sockets, wire
 from zmqtrade.bell import BellReader
-from zmqtrade.errors import ResourceError
 from zmqtrade.book import Book
-from zmqtrade.service import SeqCheck, Service, serve
-from zmqtrade.topology import RESEND_SPAN
+from zmqtrade.errors import ResourceError
+from zmqtrade.idranges import IdRanges
+from zmqtrade.runner import serve
+from zmqtrade.seqcheck import SeqCheck
+from zmqtrade.service import Service
 from zmqtrade.strategies import OrderRequest, Strategy, load_strategy_class
+from zmqtrade.topology import RESEND_SPAN
 
 FLUSH_EVERY = 64
 """Orders queued before they are sent at the latest, when a wake-up finds a long backlog."""
@@ -43,33 +46,6 @@ STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
 MAX_RESEND_DOUBLINGS = RESEND_SPAN.bit_length() - 1  # the re-send wait grows to 16 x order_timeout_s at most
 BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
 NEVER = 1 << 62             # a re-send time no clock reaches: nothing pending
-
-
-class IdRanges:
-    """A set of increasing integers kept as [first, last] runs: the ids of acked orders, for the
-    run's stats, in a few runs rather than a number per order."""
-
-    __slots__ = ("runs",)
-
-    def __init__(self) -> None:
-        self.runs: list[list[int]] = []
-
-    def add(self, n: int) -> None:
-        runs = self.runs
-        if runs and runs[-1][1] + 1 == n:
-            runs[-1][1] = n
-        elif runs and runs[-1][1] >= n:  # out of order (a re-sent order's reply): rare, do it fully
-            runs.append([n, n])
-            runs.sort()
-            merged = [runs[0]]
-            for lo, hi in runs[1:]:
-                if lo <= merged[-1][1] + 1:
-                    merged[-1][1] = max(merged[-1][1], hi)
-                else:
-                    merged.append([lo, hi])
-            self.runs[:] = merged
-        else:
-            runs.append([n, n])
 
 
 class StrategyProcess(Service):

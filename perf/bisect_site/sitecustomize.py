@@ -10,7 +10,7 @@ OFF = set(filter(None, os.environ.get("ZMQTRADE_BISECT_OFF", "").split(",")))
 def _patch() -> None:
     import gc
 
-    from zmqtrade import journal, metrics, ordermanager, risk, service
+    from zmqtrade import journal, metrics, ordermanager, risk, seqcheck, service
 
     if "histograms" in OFF:
         metrics.Histogram.record = lambda self, ns: None
@@ -19,7 +19,7 @@ def _patch() -> None:
     if "risk" in OFF:
         risk.RiskBook.take = lambda self, order, now_ns: None
     if "sequence" in OFF:
-        service.SeqCheck.see = lambda self, first, n=1: 0
+        seqcheck.SeqCheck.see = lambda self, first, n=1: 0
     if "logs" in OFF:
         ordermanager.OrderManager._format_log = lambda self: self._lines.clear()
     if "progress" in OFF:  # heartbeats only: the launcher still sees the process alive

@@ -7,7 +7,7 @@ process, started by the launcher, waits for the launcher's exit on a pidfd; if t
 did not end it first (a clean run does), it reads the live stack's pids from ``stack.json``
 and sends each child of this run SIGCONT, then SIGTERM, so the pending signal is delivered.
 
-    python -m zmqtrade.reaper LAUNCHER_PID RUN_DIR
+    python -m zmqtrade.launch.reaper LAUNCHER_PID RUN_DIR
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def children_of_run(run_dir: Path) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        print("usage: python -m zmqtrade.reaper LAUNCHER_PID RUN_DIR", file=sys.stderr)
+        print("usage: python -m zmqtrade.launch.reaper LAUNCHER_PID RUN_DIR", file=sys.stderr)
         return 2
     launcher, run_dir = int(args[0]), Path(args[1])  # as the launcher wrote it in its children's argv
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the launcher ending us: a clean run

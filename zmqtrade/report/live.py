@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, Iterable, Mapping, TextIO
 
-from zmqtrade.child import Child
+from zmqtrade.launch.child import Child
 from zmqtrade.ledger import PNL_PREFIX
 
 RATE_COUNTER = {"gateway": "ticks_published", "orderbook": "ticks_applied", "strategy": "quotes_read",

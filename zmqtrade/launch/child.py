@@ -18,9 +18,13 @@ from typing import Any, Sequence
 
 import psutil
 
+from zmqtrade.launch import control
 
 USS_EVERY = 10
 """Samples per USS reading (the others carry the last one)."""
+
+LOG_TAIL_LINES = 15
+"""Lines of a process's log kept for a report of its failure."""
 
 
 @dataclass(slots=True)
@@ -192,12 +196,14 @@ class Child:
     def resources(self, window: tuple[float, float] | None = None) -> dict[str, Any]:
         """The report's per-process resource figures.
 
-        CPU figures cover only samples taken inside ``window`` (the streaming phase, in the
-        samples' time base), so the cost of starting up (imports alone are ~0.4 s of CPU) does
-        not pass for the cost of the load; memory figures cover the whole life.
+        CPU figures cover only samples whose whole interval lies inside ``window`` (the
+        streaming phase, in the samples' time base): a sample's CPU is what the process used since
+        the sample before, so the first one after the start still holds start-up (imports alone
+        are ~0.4 s of CPU; on another host of a multi-host run, its processes start later than the
+        lead's clock says streaming began). Memory figures cover the whole life.
         """
         s = self.samples
-        inside = [x for x in s if window is None or window[0] < x.t_s <= window[1]]
+        inside = s if window is None else [x for prev, x in zip(s, s[1:]) if window[0] <= prev.t_s and x.t_s <= window[1]]
         cpu = [x.cpu_percent for x in (inside or s)]
         return {
             "cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else 0.0,
@@ -211,6 +217,30 @@ class Child:
             "cpu_samples": len(inside),
         }
 
+    def heard(self, verb: str, payload: Any, t_s: float, ready_timeout_s: float) -> None:
+        """Take one control message from the process (``t_s``: seconds since the launch). A
+        payload is the process's word: anything not of the expected shape is ignored."""
+        if verb == control.READY:
+            ready = payload if isinstance(payload, dict) else {}
+            self.ready = True
+            endpoints = ready.get("endpoints")
+            self.endpoints = {k: v for k, v in endpoints.items() if type(k) is str and type(v) is str} \
+                if isinstance(endpoints, dict) else {}
+            cpus = ready.get("cpus")
+            self.cpus = [c for c in cpus if type(c) is int] if isinstance(cpus, list) else []
+            self.io_threads = str(ready.get("io_threads") or "")
+        elif verb == control.STARTING and isinstance(payload, dict) and not self.ready:
+            done = payload.get("done")
+            if type(done) is int and done > self.start_done:  # it advanced: give it time again
+                self.start_done = done
+                self.ready_by = self.last_seen + ready_timeout_s
+                total = payload.get("total")
+                self.start_phase = (f"{str(payload.get('phase'))[:40]} "
+                                    + (f"{100 * done / total:.0f}%" if type(total) is int and total > 0 else ""))
+        elif verb == control.STATS and isinstance(payload, dict):
+            self.stats = payload
+        elif verb == control.PROGRESS and isinstance(payload, dict):
+            self.progress.append((t_s, {k: v for k, v in payload.items() if type(k) is str and type(v) in (int, float)}))
 
     def record(self, shift_s: float = 0.0, exit_code: int | None = None) -> dict[str, Any]:
         """What the report needs of this process, as plain data for another host's launcher;

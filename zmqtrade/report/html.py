@@ -3,10 +3,11 @@
 Plots are drawn with matplotlib and inlined as SVG, so the page has no images to break, no
 scripts and no network references. The data come from the run directory only (report.json,
 resources.csv, progress.csv, latency.json), so an old run can be rendered again with
-``python -m zmqtrade.htmlreport RUN_DIR``.
+``python -m zmqtrade.report.html RUN_DIR``.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import html
 import io
@@ -16,8 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from zmqtrade.live import RATE_COUNTER, rate_between
-from zmqtrade.report import FEW, manifest_lines, percentile_cell
+from zmqtrade.report.live import RATE_COUNTER, rate_between
+from zmqtrade.report.summary import FEW, manifest_lines, percentile_cell
 from zmqtrade.topology import BIND_KEYS
 
 CSS = """
@@ -346,10 +347,18 @@ def render(run_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zmqtrade.htmlreport RUN_DIR``: the same as ``zmqtrade report RUN_DIR``."""
-    from zmqtrade.cli import report_cmd
-
-    return report_cmd(list(sys.argv[1:] if argv is None else argv))
+    """``zmqtrade report RUN_DIR`` (or ``python -m zmqtrade.report.html RUN_DIR``): draw a finished
+    run's report.html again from its run directory."""
+    p = argparse.ArgumentParser(prog="zmqtrade report", description="draw a finished run's report.html again "
+                                "from its run directory")
+    p.add_argument("run_dir", type=Path, help="a run directory (it holds report.json)")
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not (args.run_dir / "report.json").is_file():
+        print(f"zmqtrade report: {args.run_dir} holds no report.json (not a run directory, or its run never "
+              f"ended); give the directory a run wrote", file=sys.stderr)
+        return 2
+    print(render(args.run_dir))
+    return 0
 
 
 if __name__ == "__main__":

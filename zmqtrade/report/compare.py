@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from zmqtrade.manifest import differing
-from zmqtrade.report import FEW, percentile_cell
+from zmqtrade.report.manifest import differing
+from zmqtrade.report.summary import FEW, percentile_cell
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def compare_html(run_dirs: Sequence[str | Path], out: str | Path, names: Sequenc
     """A self-contained page: the table above and the runs' tick-to-ack CDFs overlaid."""
     import html
 
-    from zmqtrade.htmlreport import CSS, _table, percentile_plot
+    from zmqtrade.report.html import CSS, _table, percentile_plot
 
     reports = [load(d) for d in run_dirs]
     names = list(names or labels(reports, run_dirs))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import zmq
 
 from zmqtrade import sockets
-from zmqtrade.control import pack, unpack
+from zmqtrade.launch.control import pack, unpack
 from zmqtrade.topology import Topology, launcher_key
 
 if TYPE_CHECKING:
