@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from perf import (book, budget, codec, ideas, ingest, latency, max_rate, quickstart, recorder, recovery, relay,
-                  transport)
+                  spread, transport)
 from zmqtrade.report import manifest
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
                            ("Tick-to-ack latency", latency.main, "latency"), ("Quick start", quickstart.main, "quickstart"),
                            ("Ideas", ideas.main, "ideas"), ("Per-tick budget", budget.main, "budget"),
                            ("Maximum sustained rate", max_rate.main, "max_rate"),
-                           ("Recovery", recovery.main, "recovery")):
+                           ("Recovery", recovery.main, "recovery"),
+                           ("Strategies spread over hosts", spread.main, "spread")):
         result, text = capture(fn, mode)
         sections.append((title, text))
         raw[key] = result

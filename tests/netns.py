@@ -6,16 +6,19 @@ skipping them.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import pytest
 
 _counter = itertools.count()
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,8 +84,13 @@ def make() -> Hosts:
 
 def remove(h: Hosts) -> list[int]:
     """Delete both namespaces (the veth pair goes with them); pids that were still inside, killed."""
+    return _delete((h.ns_a, h.ns_b))
+
+
+def _delete(names: Iterable[str]) -> list[int]:
+    """Delete namespaces, killing the pids still inside them first; those pids."""
     killed = []
-    for ns in (h.ns_a, h.ns_b):
+    for ns in names:
         try:
             pids = [int(p) for p in ip("netns", "pids", ns).split()]
         except RuntimeError:
@@ -100,5 +108,73 @@ def remove(h: Hosts) -> list[int]:
     return killed
 
 
+@contextlib.contextmanager
+def made(make_hosts: Callable[[], T], remove_hosts: Callable[[T], list[int]],
+         names: Callable[[T], Iterable[str]]) -> Iterator[T]:
+    """Hosts for one test (skipped, or failed under ZMQTRADE_REQUIRE_NETNS, where they cannot be
+    made), removed after it and checked gone, with no process left inside."""
+    why = unavailable()
+    if why:
+        skip_or_fail(why)
+    h = make_hosts()
+    try:
+        yield h
+    finally:
+        stray = remove_hosts(h)
+        assert not stray, f"processes were left in the namespaces: {stray}"
+        assert not set(names(h)) & set(namespaces())
+
+
 def namespaces() -> list[str]:
     return [line.split()[0] for line in ip("netns", "list").splitlines() if line.strip()]
+
+
+@dataclass
+class Star:
+    """Hosts on one /24 (a, b, c, ...), each a namespace with a veth pair to a bridge in the root
+    namespace: a star, so the link of one host can be cut while the others stay joined."""
+
+    bridge: str
+    ns: dict[str, str]
+    veth: dict[str, str]   # host -> the bridge's end of its pair
+    addr: dict[str, str]
+
+    def exec_in(self, host: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[host]]
+
+    def link(self, host: str, up: bool) -> None:
+        """Cut (or restore) ``host``'s link to the others."""
+        ip("link", "set", self.veth[host], "up" if up else "down")
+
+
+def make_star(names: tuple[str, ...] = ("a", "b", "c")) -> Star:
+    tag = f"zs{os.getpid() % 10000}{next(_counter)}"
+    s = Star(f"{tag}br", {h: f"{tag}{h}" for h in names}, {h: f"{tag}{h}p" for h in names},
+             {h: f"10.78.0.{i + 1}" for i, h in enumerate(names)})
+    try:
+        ip("link", "add", s.bridge, "type", "bridge")
+        ip("link", "set", s.bridge, "up")
+        for h in names:
+            inside = f"{tag}{h}i"
+            ip("netns", "add", s.ns[h])
+            ip("link", "add", inside, "type", "veth", "peer", "name", s.veth[h])
+            ip("link", "set", inside, "netns", s.ns[h])
+            ip("link", "set", s.veth[h], "master", s.bridge)
+            ip("link", "set", s.veth[h], "up")
+            ip("-n", s.ns[h], "addr", "add", f"{s.addr[h]}/24", "dev", inside)
+            ip("-n", s.ns[h], "link", "set", "lo", "up")
+            ip("-n", s.ns[h], "link", "set", inside, "up")
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        remove_star(s)
+        skip_or_fail(f"cannot make network namespaces and a bridge here: {exc}")
+    return s
+
+
+def remove_star(s: Star) -> list[int]:
+    """Delete the namespaces (their pairs go with them) and the bridge; pids still inside, killed."""
+    killed = _delete(s.ns.values())
+    try:
+        ip("link", "del", s.bridge)
+    except RuntimeError:
+        pass
+    return killed

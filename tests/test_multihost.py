@@ -83,6 +83,13 @@ def test_bind_interface_differs_from_the_address_others_use(write_topology):
     ({"lead": "z"}, "lead", "no host 'z'"),
     ({"control": "tcp://{host}:5550"}, "control", "each launcher's own"),
     ({"gateway": {"prices": "tcp://0.0.0.0:5555"}}, "gateway.prices", "names no address"),
+    ({"orderbook": {"hosts": ["b", "b"], "host": "local"}}, "orderbook.hosts", "lists a host twice"),
+    ({"orderbook": {"hosts": ["b", "a"]}}, "orderbook.host", "not both"),
+    ({"orderbook": {"hosts": ["b", "z"], "host": "local"}}, "orderbook.hosts", "no host 'z'"),
+    ({"orderbook": {"hosts": ["a", "b"], "host": "local", "doorbell": "tcp://{host}:5557"}}, "orderbook.doorbell",
+     "ring at their own host's orderbook"),
+    ({"orderbook": {"hosts": ["b"], "host": "local"}, "strategies": {"trend": {"host": "a"}}}, "strategies.trend.host",
+     "orderbook.hosts: [b, a]"),
 ])
 def test_placement_errors_name_the_key_and_the_fix(write_topology, changes, key, fragment):
     merged = json.loads(json.dumps(PLACED))
@@ -151,16 +158,8 @@ def test_the_example_checks_out(launch):
 # --------------------------------------------------------------------------- two namespaces
 @pytest.fixture
 def hosts() -> Iterator[netns.Hosts]:
-    why = netns.unavailable()
-    if why:
-        netns.skip_or_fail(why)
-    h = netns.make()
-    try:
+    with netns.made(netns.make, netns.remove, lambda h: (h.ns_a, h.ns_b)) as h:
         yield h
-    finally:
-        stray = netns.remove(h)
-        assert not stray, f"processes were left in the namespaces: {stray}"
-        assert not {h.ns_a, h.ns_b} & set(netns.namespaces())
 
 
 def start_pair(launch, hosts: netns.Hosts, tmp_path: Path, topo: Path, *extra: str, env: dict | None = None):
@@ -383,3 +382,132 @@ def test_a_refused_peer_exits_1_and_the_lead_stops_cleanly_on_ctrl_c(tmp_path, l
     assert "refused by the lead: its topology differs" in b.output
     a.proc.send_signal(signal.SIGINT)
     assert a.finish(60) == 0, a.output + a.stderr
+
+
+# --------------------------------------------------------------------------- three namespaces
+THREE = ROOT / "topologies" / "three_hosts.yaml"
+
+
+@pytest.fixture
+def star() -> Iterator[netns.Star]:
+    with netns.made(netns.make_star, netns.remove_star, lambda s: s.ns.values()) as s:
+        yield s
+
+
+def start_three(launch, star: netns.Star, tmp_path: Path, topo: Path, *extra: str, env: dict | None = None):
+    common = [arg for h in star.addr for arg in ("--set", f"hosts.{h}={star.addr[h]}")] + ["-q", *extra]
+    peers = [launch(str(topo), "--host", h, "--run-dir", str(tmp_path / h), *common, prefix=star.exec_in(h), env=env)
+             for h in ("b", "c")]
+    lead = launch(str(topo), "--host", "a", "--run-dir", str(tmp_path / "a"), *common, prefix=star.exec_in("a"),
+                  env=env)
+    return lead, peers
+
+
+def test_three_hosts_each_strategy_host_reads_a_book_of_its_own(launch, star, tmp_path):
+    lead, peers = start_three(launch, star, tmp_path, THREE, "--duration", "3", "--set", "gateway.rate=2000")
+    assert lead.finish(120) == 0, lead.output + lead.stderr
+    for p in peers:
+        assert p.finish(60) == 0, p.output + p.stderr
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    placed = {name: p.get("host") for name, p in report["processes"].items()}
+    assert placed == {"launcher@a": "a", "gateway": "a", "ordermanager": "a", "launcher@b": "b", "orderbook-b": "b",
+                      "trend": "b", "launcher@c": "c", "orderbook-c": "c", "meanrev": "c"}
+    for book in ("orderbook-b", "orderbook-c"):  # each applied the whole feed to its own host's book
+        c = report["processes"][book]["counters"]
+        assert c["ticks_applied"] > 0 and c["tick_gaps"] == 0, (book, c)
+    assert report["processes"]["trend"]["counters"]["quotes_read"] > 0
+    assert report["processes"]["meanrev"]["counters"]["quotes_read"] > 0
+    by_host = report["latency_by_host"]
+    assert set(by_host) == {"b", "c"} and by_host["b"]["orderbooks"] == ["orderbook-b"]
+    assert by_host["c"]["strategies"] == ["meanrev"] and by_host["b"]["latency_us"]["tick_to_book"]["count"] > 0
+    c = report["counters"]
+    assert c["orders_acked"] > 0 and c["orders_acked"] + c["orders_rejected"] == c["orders_sent"]
+    assert len(list(journal.read(tmp_path / "a" / journal.FILENAME))) == c["journal_records"] == c["orders_acked"]
+    for h in ("b", "c"):  # each host's doorbell is its own, in its own run directory
+        topo = json.loads((tmp_path / h / "topology.json").read_text())
+        assert topo["orderbook"]["doorbell"] == f"ipc://{tmp_path / h}/doorbell.ipc"
+    assert "book on host" in lead.output
+
+
+def test_a_cut_link_to_one_strategy_host_heals_and_the_other_trades_throughout(launch, star, tmp_path):
+    data = yaml.safe_load(THREE.read_text())
+    data["duration_s"] = 0
+    data["ordermanager"]["risk"] = {"max_order_qty": 10, "max_position": 1000, "max_orders_per_s": 100000}
+    # Two PingPongs answer-chain some 30k orders/s: the duplicate filter must hold replies_kept_s (10 s) of
+    # answers, past its default bound of 131,072, or b's answers push out c's before c re-sends after the cut.
+    data["ordermanager"]["replies_kept"] = 500_000
+    data["strategies"] = {name: {"host": h, "class": "pingpong:PingPong", "symbols": syms, "qty": 1,
+                                 "order_timeout_s": 0.3}
+                          for name, h, syms in (("ppb", "b", ["AAPL", "MSFT"]), ("ppc", "c", ["GOOG", "AMZN"]))}
+    data["report"] = {"sample_interval_s": 0.25}
+    (tmp_path / "pingpong.py").write_text(PINGPONG)
+    topo = tmp_path / "cut3.yaml"
+    topo.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    lead, peers = start_three(launch, star, tmp_path, topo, env=env)
+    lead.wait_for("stack ready", 60)
+    jpath = tmp_path / "a" / journal.FILENAME
+    seen = {"ppb": 0, "ppc": 0, "offset": 0}
+
+    def fills(strategy: str) -> int:
+        """Fills journaled so far for ``strategy``, reading only what was appended since last time."""
+        if jpath.exists():
+            with open(jpath, "rb") as fh:
+                fh.seek(seen["offset"])
+                data = fh.read()
+            whole = data[:data.rfind(b"\n") + 1]
+            seen["offset"] += len(whole)
+            for name in ("ppb", "ppc"):
+                seen[name] += whole.count(b'"strategy":"%s"' % name.encode())
+        return seen[strategy]
+
+    wait_until("both hosts trading", lambda: fills("ppb") >= 200 and fills("ppc") >= 200, 30)
+    star.link("c", up=False)
+    time.sleep(1.0)  # the outage, 4 s in all: past the 2 s heartbeat timeout, so c's links drop
+    b_at, c_at = fills("ppb"), fills("ppc")
+    time.sleep(3.0)
+    b_during, c_during = fills("ppb") - b_at, fills("ppc") - c_at
+    star.link("c", up=True)
+    c_back = fills("ppc")
+    wait_until("c trading again after its link came back", lambda: fills("ppc") >= c_back + 200, 30)
+    lead.proc.send_signal(signal.SIGINT)  # by pid: ip netns exec became the launcher
+    assert lead.finish(90) == 0, lead.output + lead.stderr
+    for p in peers:
+        assert p.finish(60) == 0, p.output + p.stderr
+
+    assert b_during >= 200, f"host b made only {b_during} fills while c was cut off"
+    assert c_during <= 5, f"{c_during} of c's orders were journaled while its link was down"
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    records = list(journal.read(jpath))
+    keys = Counter((r["strategy"], r["clordid"]) for r in records)
+    assert not [k for k, n in keys.items() if n > 1], "an order was filled twice"
+    for name in ("ppb", "ppc"):
+        p = report["processes"][name]
+        acked = {i for lo, hi in p["acked_ids"] for i in range(lo, hi + 1)}
+        journaled = {r["clordid"] for r in records if r["strategy"] == name}
+        assert acked == journaled, (name, sorted(acked - journaled)[:5], sorted(journaled - acked)[:5])
+        assert p["counters"]["orders_unanswered"] == 0
+    assert report["processes"]["ppc"]["counters"]["orders_resent"] > 0
+    assert report["processes"]["ordermanager"]["counters"]["replies_forgotten_early"] == 0
+    assert report["processes"]["orderbook-c"]["counters"]["resubscribed"] >= 1
+    events = [e["event"] for e in report["events"] if e["process"] == "launcher@c"]
+    assert any(e.startswith("silent for") for e in events) and any(e.startswith("back after") for e in events), events
+
+
+def test_each_host_book_is_a_process_of_its_own_with_its_own_keys(write_topology):
+    from zmqtrade import security
+
+    data = yaml.safe_load(THREE.read_text())
+    topo = topology.load(write_topology({**data, "hosts": {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}}))
+    assert topo.orderbooks() == ["orderbook-b", "orderbook-c"] and topo.book_hosts() == ["b", "c"]
+    assert [topo.host_of(n) for n in topo.process_names()] == ["a", "b", "c", "a", "b", "c"]
+    assert topo.connecters()["gateway.prices"] == ("orderbook-b", "orderbook-c", "ordermanager")  # a: its own copy
+    assert "orderbook.doorbell" not in topology.cross_host(topo)  # each host rings at its own
+    assert security.servers(topo, "c")["orderbook.doorbell"] == "orderbook-c"
+    assert {"orderbook-b", "orderbook-c"} <= set(topology.key_names(topo))
+    from zmqtrade.launch.launcher import start_levels, stop_stages
+    from zmqtrade.launch.multihost import endpoints_for
+
+    assert start_levels(topo)[1] == ["orderbook-b", "orderbook-c", "ordermanager"]
+    assert stop_stages(topo)[1] == ["orderbook-b", "orderbook-c"]
+    assert "orderbook.doorbell" not in endpoints_for(topo, "b")  # never sent to another host

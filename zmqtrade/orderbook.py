@@ -114,8 +114,9 @@ class OrderBook(Service):
                                                      curve=self.curve("orderbook.doorbell"), heartbeat=self.heartbeat))
         self.publishers = [self.doorbell]
         index = self.book.index
+        here = topo.host_of(self.name)  # the strategies of this host: each host's read its own book
         readers = {name: [index[s] for s in spec.symbols] for name, spec in topo.strategies.items()
-                   if spec.doorbell == "pipe" and not spec.external}
+                   if spec.doorbell == "pipe" and not spec.external and topo.host_of(name) == here}
         self.bells = self.own(bell.BellWriter(self.args.book, readers, session, self.counters, topo.gateway.lossless,
                                               lambda: self.stopping)) if readers else None
         self.counters.update(doorbells=0, resubscribed=0)

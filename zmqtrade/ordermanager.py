@@ -68,7 +68,7 @@ class OrderManager(Service):
     def open(self) -> dict[str, str]:
         om = self.topo.ordermanager
         self.prices: zmq.Socket | None = None
-        if self.topo.host_of("orderbook") == om.host:
+        if om.host in self.topo.book_hosts():
             self.book = self.own(Book.attach(self.args.book, timeout=5.0))
         else:  # the shared book is on another host: keep our own from the feed
             self.book = self.own(Book.create(segment_name(f"{self.topo.name[:32]}_om"), self.topo.symbols))

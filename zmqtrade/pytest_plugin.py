@@ -155,7 +155,9 @@ def _all_here(path: str | Path) -> list[str]:
         return []  # the launcher reports it
     if len(topo.hosts_used()) == 1:
         return []
-    return [arg for name in topo.process_names() for arg in ("--set", f"{topo.path_of(name)}.host=local")] \
+    books = ["--set", "orderbook.hosts=null"] if topo.orderbook.hosts else []  # one machine: one book
+    names = [n for n in topo.process_names() if topo.kind_of(n) != "orderbook"] + ["orderbook"]
+    return [arg for name in names for arg in ("--set", f"{topo.path_of(name)}.host=local")] + books \
         + ["--set", "lead=local"]
 
 

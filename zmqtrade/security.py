@@ -49,10 +49,13 @@ LEAD = "lead_endpoint"
 """The lead launcher's socket, for the other hosts' launchers (multi-host only)."""
 
 
-def servers(topo: Topology) -> dict[str, str]:
-    """The key pair that serves each CURVE socket: the data sockets' binders and, in a
-    multi-host stack, the lead's launcher (``launcher-<host>``)."""
+def servers(topo: Topology, near: str | None = None) -> dict[str, str]:
+    """The key pair that serves each CURVE socket for a process on host ``near``: the data
+    sockets' binders (the doorbell's: the orderbook of its host) and, in a multi-host stack, the
+    lead's launcher (``launcher-<host>``)."""
     out = dict(SERVERS)
+    out["orderbook.doorbell"] = topo.orderbook_on(near or topo.binder_host("orderbook.doorbell")) \
+        or topo.orderbooks()[0]
     if len(topo.hosts_used()) > 1:
         out[LEAD] = launcher_key(topo.lead_host())
     return out
@@ -230,7 +233,7 @@ class ProcessSecurity:
         public, secret = _load(secret_path(keys, name), want_secret=True)
         self.public: bytes = public
         self.secret: bytes = secret or b""  # _load refused a file without one
-        self.servers = servers(topo)
+        self.servers = servers(topo, topo.host_of(name) if name in topo.process_names() else None)
         self.server_keys = {server: _load(public_path(keys, server), want_secret=False)[0]
                             for server in sorted(set(self.servers.values()))}
         self.served = [key for key, server in self.servers.items() if server == name]

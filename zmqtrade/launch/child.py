@@ -203,7 +203,8 @@ class Child:
         lead's clock says streaming began). Memory figures cover the whole life.
         """
         s = self.samples
-        inside = s if window is None else [x for prev, x in zip(s, s[1:]) if window[0] <= prev.t_s and x.t_s <= window[1]]
+        inside = s if window is None else [x for prev, x in zip(s, s[1:])
+                                           if window[0] <= prev.t_s and x.t_s <= window[1]]
         cpu = [x.cpu_percent for x in (inside or s)]
         return {
             "cpu_percent": {"mean": round(sum(cpu) / len(cpu), 1) if cpu else 0.0,

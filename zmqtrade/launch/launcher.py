@@ -54,8 +54,8 @@ def start_levels(topo: Topology) -> list[list[str]]:
     """Who starts together: binders with no inputs, then the book's writer (and an order manager
     that keeps its own prices: it subscribes to the feed too), then readers."""
     if "ordermanager" in topo.connecters()["gateway.prices"]:
-        return [["gateway"], ["orderbook", "ordermanager"], topo.strategy_processes()]
-    return [["gateway", "ordermanager"], ["orderbook"], topo.strategy_processes()]
+        return [["gateway"], [*topo.orderbooks(), "ordermanager"], topo.strategy_processes()]
+    return [["gateway", "ordermanager"], topo.orderbooks(), topo.strategy_processes()]
 
 
 EXIT_RECOVERED = 3
@@ -63,7 +63,7 @@ EXIT_RECOVERED = 3
 
 
 def stop_stages(topo: Topology) -> list[list[str]]:
-    return [["gateway"], ["orderbook"], topo.strategy_processes(), ["ordermanager"]]
+    return [["gateway"], topo.orderbooks(), topo.strategy_processes(), ["ordermanager"]]
 
 
 class Launcher(Supervisor, Outputs):
@@ -361,7 +361,7 @@ class Launcher(Supervisor, Outputs):
                 return 1
             self.topo = self.topo.replace_endpoints({"control": self.control.endpoint})
             reaper = self._start_reaper()
-            if "orderbook" in self.mine:  # the book is per host: on the others, nobody reads it
+            if set(self.topo.orderbooks()) & set(self.mine):  # a book on each host with an orderbook
                 self.book = book_mod.Book.create(book_mod.segment_name(self.topo.name[:40]), self.topo.symbols)
             self._open_links(ctx)
             if self.console:

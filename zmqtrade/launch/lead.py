@@ -207,7 +207,8 @@ class LeadLauncher(Launcher):
                               f"start level {i} not ready"):
             return False
         for h in remote:
-            self.topo = self.topo.replace_endpoints(data_endpoints(self.peers[h].levels[i]))
+            self.topo = self.topo.replace_endpoints({k: ep for k, ep in data_endpoints(self.peers[h].levels[i]).items()
+                                                     if not self.topo.host_local(k)})  # each host's own doorbell
         return True
 
     def _begin_streaming(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 
-from zmqtrade.topology import BINDERS, Topology
+from zmqtrade.topology import Topology
 
 log = logging.getLogger("zmqtrade.launcher")
 
@@ -41,4 +41,5 @@ def data_endpoints(endpoints: dict[str, str]) -> dict[str, str]:
 def endpoints_for(topo: Topology, host: str) -> dict[str, str]:
     """The endpoints bound away from ``host``, as resolved so far: what its processes connect to
     (its own binders' endpoints are its own business: an ipc path in its run directory, say)."""
-    return {k: v for k, v in data_endpoints(topo.binds()).items() if topo.host_of(BINDERS[k]) != host}
+    return {k: v for k, v in data_endpoints(topo.binds()).items()
+            if not topo.host_local(k) and topo.binder_host(k) != host}

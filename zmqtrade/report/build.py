@@ -73,6 +73,26 @@ def latency(children: Iterable[Child]) -> dict[str, dict[str, float | int]]:
     return {name: metrics.summarize_us(h) for name, h in histograms(children).items()}
 
 
+BY_HOST = ("tick_to_book", "book_to_decision", "tick_to_ack")
+"""The series that depend on which host's book a strategy read, for ``latency_by_host``."""
+
+
+def latency_by_host(children: Iterable[Child]) -> dict[str, dict[str, Any]]:
+    """With books on several hosts: per book host, its orderbooks and the latency series of the
+    strategies that read its book (empty with one book)."""
+    children = list(children)
+    hosts = sorted({c.host for c in children if c.kind == "orderbook"})
+    if len(hosts) < 2:
+        return {}
+    out = {}
+    for h in hosts:
+        lat = latency([c for c in children if c.kind == "strategy" and c.host == h])
+        out[h] = {"orderbooks": [c.name for c in children if c.kind == "orderbook" and c.host == h],
+                  "strategies": [c.name for c in children if c.kind == "strategy" and c.host == h],
+                  "latency_us": {k: lat[k] for k in BY_HOST}}
+    return out
+
+
 def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_code: int,
           children: Iterable[Child], journal_records: int, failures: list[dict[str, Any]],
           launcher: Child | None = None, window: tuple[float, float] | None = None,
@@ -116,6 +136,7 @@ def build(topology: str, source: str, run_dir: Path, duration_s: float, exit_cod
         "latency_us": lat,
         "book_staleness_us": staleness,
         "strategies": results(children, run_dir),
+        **({"latency_by_host": by_host} if (by_host := latency_by_host(children)) else {}),
     }
 
 

@@ -45,6 +45,7 @@ def settings(topo: Topology) -> dict[str, Any]:
         "gateway.batch_window_us": gw.batch_window_us,
         "gateway.lossless": gw.lossless,
         "orderbook.conflate": ob.conflate,
+        "orderbooks": len(topo.orderbooks()),
         "ordermanager.fsync": om.fsync,
         "ordermanager.fees": f"{om.fees.per_share:g}/share + {om.fees.notional_bps:g} bps",
         "security.curve": topo.security.curve,

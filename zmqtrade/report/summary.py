@@ -95,6 +95,12 @@ def summary(report: Mapping[str, Any]) -> str:
     if flagged:
         lines.append(f"  * rests on too few samples to be a figure (p90 < {FEW['p90']}, p99 < {FEW['p99']}, "
                      f"p99.9 < {FEW['p999']} samples): an estimate, not a tail")
+    if report.get("latency_by_host"):
+        lines += ["", f"  {'book on host':<14}{'strategies':>11}{'tick_to_book p50/p99':>24}{'tick_to_ack p50/p99':>24}"]
+        for h, e in report["latency_by_host"].items():
+            book, ack = e["latency_us"]["tick_to_book"], e["latency_us"]["tick_to_ack"]
+            lines.append(f"  {h:<14}{len(e['strategies']):>11}{book['p50']:>15.0f} / {percentile_cell(book, 'p99'):<6}"
+                         f"{ack['p50']:>15.0f} / {percentile_cell(ack, 'p99'):<6}")
     if report.get("hosts"):
         lines += ["", f"  {'host':<10}{'role':<6}{'exit':>5}  {'report':<8}{'clock offset':>14}{'+/-':>9}{'drift':>9}"]
         for h, e in report["hosts"].items():

@@ -9,7 +9,7 @@ from zmqtrade.strategies import StrategyLoadError, load_strategy_class
 from zmqtrade.topology import values as v
 from zmqtrade.topology.convert import Converter
 from zmqtrade.topology.hosts import available_cpus, cross_host, key_names, launcher_key, placement_checks
-from zmqtrade.topology.schema import BINDERS, COMPONENTS, RESEND_SPAN, StrategySpec, Topology
+from zmqtrade.topology.schema import COMPONENTS, ORDERBOOK_PREFIX, RESEND_SPAN, StrategySpec, Topology
 
 
 def graph_checks(topo: Topology, conv: Converter, base_dir: Path, host: str | None, check_files: bool) -> None:
@@ -31,7 +31,7 @@ def graph_checks(topo: Topology, conv: Converter, base_dir: Path, host: str | No
         elif path == "lead_endpoint":
             on = {machines[topo.lead_host()]}
         else:
-            on = {topo.host(topo.host_of(BINDERS[path])).address}
+            on = {topo.host(h).address for h in topo.binder_hosts(path)}
         for machine in sorted(on):
             if (machine, port) in seen_port:
                 conv.fail(path, f"port {port} is already used by {seen_port[machine, port]}"
@@ -45,8 +45,9 @@ def graph_checks(topo: Topology, conv: Converter, base_dir: Path, host: str | No
     if len(published) != len(topo.symbols):
         conv.fail("symbols", "lists a symbol twice; list each once")
     for name, spec in topo.strategies.items():
-        if name in COMPONENTS:
-            conv.fail(f"strategies.{name}", f"{name!r} is a component's name; call the strategy something else")
+        if name in COMPONENTS or name.startswith(ORDERBOOK_PREFIX):
+            conv.fail(f"strategies.{name}", f"{name!r} is a component's name; call the strategy something else"
+                      + (" (orderbook-<host> names the orderbooks of orderbook.hosts)" if name not in COMPONENTS else ""))
         elif v.name(name):
             conv.fail(f"strategies.{name}", v.name(name) or "")
         for i, sym in enumerate(spec.symbols):

@@ -8,7 +8,7 @@ import difflib
 import re
 import types
 import typing
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from zmqtrade.topology.values import INT64_MAX, INT64_MIN
 
@@ -144,3 +144,20 @@ def show(value: Any) -> str:
     return f"{type(value).__name__} {text[:40]}"
 
 
+def to_plain(obj: Any) -> Any:
+    """A schema object back in plain data (the inverse of :class:`Converter`), loadable again."""
+    if dataclasses.is_dataclass(obj):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            if f.name in ("source", "name") and "yaml_key" not in f.metadata:
+                continue  # derived when loading (the file's path; a strategy's mapping key)
+            value = getattr(obj, f.name)
+            if value == () or (value is None and f.default is None):
+                continue  # an empty list or an unset option: its default (the schema needs lists non-empty)
+            out[f.metadata.get("yaml_key", f.name)] = to_plain(value)
+        return out
+    if isinstance(obj, Mapping):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [to_plain(v) for v in obj]
+    return obj

@@ -9,7 +9,7 @@ from typing import Iterator
 
 from zmqtrade.topology import values as v
 from zmqtrade.topology.convert import Converter
-from zmqtrade.topology.schema import BINDERS, COMPONENTS, HOST_PLACEHOLDER, LOCAL, Topology
+from zmqtrade.topology.schema import BINDERS, HOST_PLACEHOLDER, LOCAL, Topology
 
 
 def launcher_key(host: str) -> str:
@@ -20,7 +20,7 @@ def launcher_key(host: str) -> str:
 def key_names(topo: Topology) -> list[str]:
     """Every key pair the stack's CURVE needs: each process's, each external strategy's (whose
     secret key its client holds) and, across hosts, each launcher's."""
-    names = [*COMPONENTS, *topo.strategies]
+    names = ["gateway", *topo.orderbooks(), "ordermanager", *topo.strategies]
     if len(topo.hosts_used()) > 1:
         names += [launcher_key(h) for h in topo.hosts_used()]
     return names
@@ -35,7 +35,8 @@ def place(topo: Topology, conv: Converter) -> Topology:
     for name in topo.process_names():
         host = topo.host_of(name)
         if host not in topo.hosts and host != LOCAL:
-            conv.fail(f"{topo.path_of(name)}.host", f"no host {host!r}; add it to hosts (NAME: ADDRESS) or use one of {', '.join(known)}")
+            key = f"{topo.path_of(name)}.host" + ("s" if topo.kind_of(name) == "orderbook" and topo.orderbook.hosts else "")
+            conv.fail(key, f"no host {host!r}; add it to hosts (NAME: ADDRESS) or use one of {', '.join(known)}")
     if topo.lead is not None and topo.lead not in topo.hosts and topo.lead != LOCAL:
         conv.fail("lead", f"no host {topo.lead!r}; one of {', '.join(known)}")
     for name, host in topo.hosts.items():
@@ -52,7 +53,11 @@ def place(topo: Topology, conv: Converter) -> Topology:
             conv.fail("control", f"{ep}: the control socket is each launcher's own, on its host; "
                       "bind it on tcp://127.0.0.1:PORT (or *)")
             continue
-        address = topo.host(topo.host_of(BINDERS[key])).address
+        if topo.host_local(key):
+            conv.fail(key, f"{ep}: with orderbook.hosts each host's strategies ring at their own host's orderbook, "
+                      "so no {host} can name it; use ipc://{run_dir}/doorbell.ipc or tcp://127.0.0.1:*")
+            continue
+        address = topo.host(topo.binder_host(key)).address
         resolved[key] = ep.replace(HOST_PLACEHOLDER, f"[{address}]" if ":" in address else address)
     if HOST_PLACEHOLDER in topo.lead_endpoint:
         address = topo.host(topo.lead_host()).address
@@ -87,12 +92,19 @@ def _is_ip(address: str) -> bool:
 def placement_checks(topo: Topology, conv: Converter) -> None:
     """What cannot work across hosts: a book read from another host, a file socket or a
     loopback address reached from another host, a lead that other hosts cannot find."""
-    book_host = topo.host_of("orderbook")
+    book_hosts = topo.book_hosts()
     for name in topo.strategy_processes():
-        if topo.host_of(name) != book_host:
+        if topo.host_of(name) not in book_hosts:
+            there = ", ".join(repr(h) for h in book_hosts)
             conv.fail(f"strategies.{name}.host", f"{topo.host_of(name)!r} has no orderbook: the book is shared "
-                      f"memory on the orderbook's host ({book_host!r}); run {name} there (host: {book_host}) "
-                      "or move the orderbook")
+                      f"memory on its orderbook's host ({there}); run {name} there, or give that host an "
+                      f"orderbook too (orderbook.hosts: [{', '.join([*book_hosts, topo.host_of(name)])}])")
+    ob = topo.orderbook
+    if ob.hosts:
+        if ob.host != LOCAL:
+            conv.fail("orderbook.host", "give host (one orderbook) or hosts (one on each), not both")
+        if len(set(ob.hosts)) != len(ob.hosts):
+            conv.fail("orderbook.hosts", "lists a host twice; at most one orderbook per host")
     binds = topo.binds()
     for key, binder_host, away in _crossings(topo):
         m = v.ENDPOINT_RE.match(binds[key])
@@ -125,8 +137,10 @@ def placement_checks(topo: Topology, conv: Converter) -> None:
 def _crossings(topo: Topology) -> Iterator[tuple[str, str, list[str]]]:
     """(data endpoint key, its binder's host, the connecters on other hosts), where there are any."""
     for key, clients in topo.connecters().items():
-        binder_host = topo.host_of(BINDERS[key])
-        away = [c for c in clients if topo.host_of(c) != binder_host]
+        binder_host = topo.binder_host(key)
+        local = topo.host_local(key)  # a strategy on a host without a book is reported as such, not here
+        away = [c for c in clients if topo.host_of(c) != topo.binder_host(key, topo.host_of(c))
+                and not (local and topo.host_of(c) not in topo.book_hosts())]
         if away:
             yield key, binder_host, away
 

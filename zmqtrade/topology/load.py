@@ -118,7 +118,8 @@ def describe(topo: Topology) -> str:
         + (f" seed {g.feed.seed}" if g.feed.kind == "random_walk" else f" {g.feed.path}")
         + f", batches up to {g.batch} (window {g.batch_window_us:g} us), hwm {g.hwm}" + (", lossless" if g.lossless else ""),
         f"  orderbook     connect {g.prices}  bind doorbell {ob.doorbell}"
-        + ("" if ob.conflate else ", a doorbell slot per tick"),
+        + ("" if ob.conflate else ", a doorbell slot per tick")
+        + (f"; one on each of {', '.join(ob.hosts)} ({', '.join(topo.orderbooks())})" if ob.hosts else ""),
         f"  ordermanager  bind {om.endpoint}  risk: max qty {om.risk.max_order_qty}, "
         f"max position {om.risk.max_position}, max {om.risk.max_orders_per_s:g} orders/s"
         + (f"; fees {om.fees.per_share:g}/share + {om.fees.notional_bps:g} bps" if om.fees.per_share or om.fees.notional_bps

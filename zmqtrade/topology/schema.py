@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping
 
 from zmqtrade.topology import values as v
+from zmqtrade.topology.convert import to_plain
 
 COMPONENTS = ("gateway", "orderbook", "ordermanager")
 PRICE_PATH = ("gateway", "orderbook")
@@ -18,6 +19,8 @@ BINDERS = {"gateway.prices": "gateway", "gateway.news": "gateway", "orderbook.do
            "ordermanager.endpoint": "ordermanager"}
 """Which process binds each data endpoint (``control`` is each host's launcher's)."""
 LOCAL = "local"
+ORDERBOOK_PREFIX = "orderbook-"
+"""Orderbook process names with ``orderbook.hosts``: ``orderbook-<host>``."""
 """The host a process runs on when the topology names none: the machine that starts it."""
 HOST_PLACEHOLDER = "{host}"
 """In a tcp endpoint, the address of the binder's host (``hosts``), so one file serves all hosts."""
@@ -135,6 +138,10 @@ class OrderBook:
     conflate: bool = True
     restart: Restart | None = None
     host: str = LOCAL
+    hosts: tuple[str, ...] | None = field(default=None, metadata=v.key("hosts", check=v.name))
+    """An orderbook on each of these hosts (instead of ``host``), each writing its host's book, so
+    strategies on several hosts each read a book of their own host. They are named
+    ``orderbook-<host>``."""
     cpus: tuple[int, ...] | None = field(default=None, metadata=v.key("cpus", check=v.cpu))
 
 
@@ -256,20 +263,56 @@ class Topology:
     # ------------------------------------------------------------------ derived views
     def process_names(self) -> list[str]:
         """The processes the launcher starts (an ``external`` strategy is not one)."""
-        return [*COMPONENTS, *self.strategy_processes()]
+        return ["gateway", *self.orderbooks(), "ordermanager", *self.strategy_processes()]
+
+    def orderbooks(self) -> list[str]:
+        """The orderbook processes: ``orderbook``, or with ``orderbook.hosts`` one per host,
+        ``orderbook-<host>``."""
+        return [f"{ORDERBOOK_PREFIX}{h}" for h in self.orderbook.hosts] if self.orderbook.hosts else ["orderbook"]
+
+    def book_hosts(self) -> list[str]:
+        """The hosts with a book (an orderbook writing it)."""
+        return [self.host_of(n) for n in self.orderbooks()]
+
+    def orderbook_on(self, host: str) -> str | None:
+        """The orderbook process of ``host``, if it has one."""
+        return next((n for n in self.orderbooks() if self.host_of(n) == host), None)
 
     def strategy_processes(self) -> list[str]:
         return [n for n, s in self.strategies.items() if not s.external]
 
+    def binder_hosts(self, key: str) -> list[str]:
+        """The hosts where endpoint ``key`` is bound: its binder's, or for the doorbell of
+        several orderbooks, each one's."""
+        if key == "orderbook.doorbell":
+            return self.book_hosts()
+        return [self.host_of(BINDERS[key])]
+
+    def binder_host(self, key: str, near: str | None = None) -> str:
+        """The host of the process that binds ``key`` for a connecter on ``near``: with several
+        orderbooks, the doorbell a strategy rings at is its own host's."""
+        hosts = self.binder_hosts(key)
+        return near if near in hosts else hosts[0]
+
+    def host_local(self, key: str) -> bool:
+        """Whether every host binds ``key`` for itself (the doorbell of several orderbooks): its
+        endpoint is then never sent to another host."""
+        return key == "orderbook.doorbell" and bool(self.orderbook.hosts)
+
     def kind_of(self, name: str) -> str:
-        return name if name in COMPONENTS else "strategy"
+        return name if name in COMPONENTS else "orderbook" if name.startswith(ORDERBOOK_PREFIX) else "strategy"
 
     def path_of(self, name: str) -> str:
-        """The key path of a process's section: ``gateway`` or ``strategies.<name>``."""
-        return name if name in COMPONENTS else f"strategies.{name}"
+        """The key path of a process's section: ``gateway``, ``orderbook`` (every orderbook's) or
+        ``strategies.<name>``."""
+        kind = self.kind_of(name)
+        return kind if kind != "strategy" else f"strategies.{name}"
 
     def section(self, name: str) -> Any:
-        """A process's own section (a component's, or its strategy spec)."""
+        """A process's own section (a component's, or its strategy spec); an orderbook of
+        ``orderbook.hosts`` gets the section with its own host."""
+        if name.startswith(ORDERBOOK_PREFIX) and name[len(ORDERBOOK_PREFIX):] in (self.orderbook.hosts or ()):
+            return dataclasses.replace(self.orderbook, host=name[len(ORDERBOOK_PREFIX):], hosts=None)
         return getattr(self, name) if name in COMPONENTS else self.strategies[name]
 
     def restart_policy(self, name: str) -> Restart:
@@ -287,7 +330,7 @@ class Topology:
         cpus = sorted(available)
         if self.placement != "auto" or len(cpus) < 2:
             return None
-        return frozenset(cpus[:1]) if name in PRICE_PATH else frozenset(cpus[1:])
+        return frozenset(cpus[:1]) if self.kind_of(name) in PRICE_PATH else frozenset(cpus[1:])
 
     # ------------------------------------------------------------------ placement
     def host_of(self, name: str) -> str:
@@ -310,15 +353,15 @@ class Topology:
     def connecters(self) -> dict[str, tuple[str, ...]]:
         """Who connects to each data endpoint (an order manager away from the book reads prices itself)."""
         strategies = tuple(self.strategies)
-        own_book = ("ordermanager",) if self.ordermanager.host != self.orderbook.host else ()
-        return {"gateway.prices": ("orderbook", *own_book), "gateway.news": strategies,
+        own_book = ("ordermanager",) if self.ordermanager.host not in self.book_hosts() else ()
+        return {"gateway.prices": (*self.orderbooks(), *own_book), "gateway.news": strategies,
                 "orderbook.doorbell": strategies, "ordermanager.endpoint": strategies}
 
     def _endpoint(self, key: str) -> tuple[str, Host]:
         """A bound endpoint (a ``binds()`` key or ``lead_endpoint``) and its binder's host."""
         if key == "lead_endpoint":
             return self.lead_endpoint, self.host(self.lead_host())
-        return self.binds()[key], self.host(self.host_of(BINDERS[key]))
+        return self.binds()[key], self.host(self.binder_host(key))
 
     def _at_bind_interface(self, key: str) -> Host | None:
         """The binder's host, if the endpoint at ``key`` is at that host's address and the host
@@ -364,24 +407,4 @@ class Topology:
 
     def to_dict(self) -> dict[str, Any]:
         """The plain form, loadable again by :func:`load` (YAML is a superset of JSON)."""
-        return _to_plain(self)
-
-
-def _to_plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(obj):
-            if f.name == "source" or (f.name == "name" and type(obj) is StrategySpec):
-                continue  # derived when loading (the file's path; the strategy's mapping key)
-            value = getattr(obj, f.name)
-            if value == () or (value is None and f.default is None):
-                continue  # an empty list or an unset option: its default (the schema needs lists non-empty)
-            out[f.metadata.get("yaml_key", f.name)] = _to_plain(value)
-        return out
-    if isinstance(obj, Mapping):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return [_to_plain(v) for v in obj]
-    return obj
-
-
+        return to_plain(self)
