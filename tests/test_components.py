@@ -518,6 +518,7 @@ def test_a_forged_order_id_cannot_make_a_strategys_orders_too_old(write_topology
         assert not ask(rogue, order(10 + cid, qty=0, decide_ts=now())).filled
     resent = ask(rogue, order(big, qty=1, decide_ts=decided))  # a re-send of the forgotten one
     assert (resent.status, resent.order_id) == ("rejected", 0) and "too old to replay" in resent.detail
+    assert "32 answers, ordermanager.replies_kept, were full" in resent.detail  # the bound forgot it: say which
     d = sockets.dealer(ctx, ep, "trend")
     real = [ask(d, order(cid, qty=1, side="BUY" if cid % 2 else "SELL", decide_ts=now())) for cid in (1, 2, 3)]
     assert [r.status for r in real] == ["filled"] * 3, [r.detail for r in real]

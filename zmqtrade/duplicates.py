@@ -29,6 +29,7 @@ class DuplicateFilter:
         self.keep_max = keep_max
         self.fresh: list[tuple[Key, list]] = []  # this commit's new answers, to stamp when sent
         self.forgotten: dict[str, int] = {}  # strategy -> newest age (ns) no longer held
+        self.forgotten_early: dict[str, int] = {}  # the same, of answers the count bound dropped before their time
         self.counters = counters
 
     def __len__(self) -> int:
@@ -38,6 +39,14 @@ class DuplicateFilter:
         """An order decided no later than an answer this filter forgot: it cannot be told apart
         from a re-send of one, so it must not be filled."""
         return decide_ts <= self.forgotten.get(strategy, -1)
+
+    def too_old_reason(self, strategy: str, decide_ts: int) -> str:
+        """The reject reason for a :meth:`too_old` order: it says when the memory bound, not the
+        age, forgot an answer, since only a larger ``replies_kept`` helps then."""
+        if decide_ts <= self.forgotten_early.get(strategy, -1):
+            return (f"duplicate of an order too old to replay; not filled again (the filter's {self.keep_max} "
+                    f"answers, ordermanager.replies_kept, were full before replies_kept_s: raise it)")
+        return "duplicate of an order too old to replay; not filled again"
 
     def remember(self, key: Key, reply: list, age_ns: int, now_ns: int) -> list:
         """Keep this commit's ``reply`` (:meth:`keep`). The list is stamped when sent
@@ -64,9 +73,11 @@ class DuplicateFilter:
         while kept and (kept[0][2] < horizon or len(replies) > self.keep_max):
             old, age, made = kept.popleft()
             del replies[old]
+            strategy = old[0]
             if made >= horizon:
                 self.counters["replies_forgotten_early"] += 1  # the count bound, not the age, forgot it
-            strategy = old[0]
+                if age > self.forgotten_early.get(strategy, -1):
+                    self.forgotten_early[strategy] = age
             if age > self.forgotten.get(strategy, -1):
                 self.forgotten[strategy] = age
         return reply

@@ -281,7 +281,7 @@ class OrderManager(Service):
             return previous
         if self.filter.too_old(o.strategy, o.decide_ts):
             c["duplicate_orders"] += 1
-            return self._reject(o.clordid, "duplicate of an order too old to replay; not filled again", recv_ts, o)
+            return self._reject(o.clordid, self.filter.too_old_reason(o.strategy, o.decide_ts), recv_ts, o)
         if o.clordid > recv_ts + CLORDID_AHEAD_NS:  # remembered nowhere: a forged id holds no place in the filter
             c["orders_ahead_of_clock"] += 1
             return self._reject(o.clordid, f"clordid {o.clordid} is ahead of the clock: ids count up from "
