@@ -204,6 +204,11 @@ def test_ordermanager_validates_risk_checks_journals_and_replies(write_topology,
     assert (garbage.clordid, garbage.status) == (-1, "rejected") and "malformed" in garbage.detail
     multi = ask(d, [b"a", b"b"])
     assert multi.status == "rejected" and "one body frame" in multi.detail
+    d.send(wire.encode_ping(42))  # a quiet client keeping its path warm: echoed, nothing journaled
+    assert d.poll(10_000)
+    assert wire.unpack(d.recv()) == (wire.Kind.PONG, (42,))
+    bad_ping = ask(d, msgpack.packb([12, 1, "soon"]))
+    assert bad_ping.status == "rejected" and "ping and pong must be" in bad_ping.detail
 
     again = ask(d, order(1, qty=10))  # a re-sent order gets the original answer, not a second fill
     assert again == buy
@@ -213,8 +218,9 @@ def test_ordermanager_validates_risk_checks_journals_and_replies(write_topology,
     c = stats["counters"]
     assert c["orders_filled"] == 2
     assert c["duplicate_orders"] == 1
-    assert c["malformed_messages"] == 4
-    assert c["orders_rejected"] == len(rejects) + 2
+    assert c["malformed_messages"] == 5
+    assert c["orders_rejected"] == len(rejects) + 3
+    assert c["pings_answered"] == 1
     records = list(journal.read(tmp_path / journal.FILENAME))
     assert [(r["order_id"], r["clordid"], r["side"], r["qty"], r["price"]) for r in records] == [
         (1, 1, "BUY", 10, 100.5), (2, 2, "SELL", 5, 99.5)]
@@ -305,7 +311,7 @@ def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, do
     topo = write_topology({"gateway": {"news": eps["news"]}, "orderbook": {"doorbell": eps["doorbell"]},
                            "ordermanager": {"endpoint": eps["om"]},
                            "strategies": {"trend": {"class": "onequote:OnePerQuote", "params": DELETE,
-                                                    "doorbell": doorbell, **spec}}})
+                                                    "doorbell": doorbell, "keep_warm_ms": 0, **spec}}})
     news = sockets.publisher(ctx, eps["news"], "news", 1, 1000, False)
     bell = sockets.publisher(ctx, eps["doorbell"], "doorbell", 1, 1000, False)
     router = sockets.router(ctx, eps["om"])
@@ -322,6 +328,28 @@ def strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch, do
         end = lambda last: bell.send(wire.encode_eos("doorbell", last))  # noqa: E731
     strat.start()
     return strat, news, (ring, end), bell, router
+
+
+def test_a_quiet_strategy_pings_the_order_manager_every_keep_warm_ms(write_topology, component, book, ctx,
+                                                                     tmp_path, monkeypatch):
+    strat, news, (ring, end), bell, router = strategy_rig(write_topology, component, book, ctx, tmp_path, monkeypatch,
+                                                          keep_warm_ms=20)
+    pings = []
+    while len(pings) < 3:  # no tick, no order: only PINGs come, each answered with its PONG
+        assert router.poll(10_000), "no PING within 10 s"
+        identity, body = router.recv_multipart()
+        kind, fields = wire.unpack(body)
+        assert kind is wire.Kind.PING, kind
+        pings.append(wire.as_ping(fields))
+        router.send_multipart([identity, wire.encode_pong(pings[-1])])
+    assert all(b - a >= 20_000_000 for a, b in zip(pings, pings[1:]))  # never more often than keep_warm_ms
+    news.send(wire.encode_eos("news", 0))
+    end(0)
+    c = strat.stop()["counters"]
+    assert c["pings"] >= 3 and c["orders_sent"] == 0
+    assert c["malformed_messages"] == 0 and c["unmatched_replies"] == 0  # a PONG is not taken for a reply
+    for sock in (news, bell, router):
+        sock.close()
 
 
 @pytest.mark.parametrize("doorbell", ["zmq", "pipe"])

@@ -36,9 +36,10 @@ U64 = 2**64
 DECODERS: dict[Kind, Callable[[tuple], Any]] = {
     Kind.WELCOME: wire.as_welcome, Kind.TICK: wire.as_tick, Kind.NEWS: wire.as_news, Kind.DOORBELL: wire.as_doorbell,
     Kind.ORDER: wire.as_order, Kind.REPLY: wire.as_reply, Kind.EOS: wire.as_eos, Kind.TICKS: wire.as_ticks,
+    Kind.PING: wire.as_ping,
 }
 FIELD_COUNTS = {Kind.WELCOME: 2, Kind.TICK: 7, Kind.NEWS: 4, Kind.DOORBELL: 3, Kind.ORDER: 10, Kind.REPLY: 6,
-                Kind.EOS: 2, Kind.TICKS: 7, Kind.ORDERS: 1, Kind.REPLIES: 1}
+                Kind.EOS: 2, Kind.TICKS: 7, Kind.ORDERS: 1, Kind.REPLIES: 1, Kind.PING: 1, Kind.PONG: 1}
 
 # --------------------------------------------------------------------------- value strategies
 ints = st.integers(-(2**63), U64 - 1)                        # every int msgpack can carry
@@ -119,6 +120,8 @@ def check_decoded(kind: Kind, m: Any) -> None:
         assert type(m) is wire.Welcome and type(m.stream) is str and is_int(m.session)
     elif kind is Kind.EOS:
         assert type(m) is wire.Eos and type(m.stream) is str and is_uint(m.last_seq)
+    elif kind is Kind.PING:
+        assert is_uint(m)
     else:
         raise AssertionError(kind)
 
@@ -270,6 +273,12 @@ def test_eos_round_trip(stream, last_seq):
     same(wire.as_eos(roundtrip(wire.encode_eos(stream, last_seq), Kind.EOS)), wire.Eos(stream, last_seq))
 
 
+@given(uints)
+def test_ping_and_pong_round_trip(ts):
+    same(wire.as_ping(roundtrip(wire.encode_ping(ts), Kind.PING)), ts)
+    same(wire.as_ping(roundtrip(wire.encode_pong(ts), Kind.PONG)), ts)
+
+
 # --------------------------------------------------------------------------- hostile input
 @given(st.binary(max_size=200))
 @example(b"")
@@ -338,6 +347,8 @@ VALID = {
     Kind.TICKS: wire.encode_ticks(1, ["A", "B"], [1.0, 2.0], [1.5, 2.5], [1.2, 2.2], [1, 2], [3, 4]),
     Kind.ORDERS: wire.encode_orders([wire.Order(i, "s", "A", "BUY", 1, 1.0, 1, 2, 3, 4) for i in (1, 2)]),
     Kind.REPLIES: wire.encode_replies([(1, wire.FILLED, 1, 1.0, 2, 3), (2, wire.REJECTED, 0, "no", 2, 3)]),
+    Kind.PING: wire.encode_ping(5),
+    Kind.PONG: wire.encode_pong(5),
 }
 
 

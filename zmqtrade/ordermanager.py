@@ -18,7 +18,9 @@ It is also the book of record: every fill is booked in its ledger (:mod:`zmqtrad
 positions, average prices, realized PnL, fees), which it reports as the run's results, and a
 strategy asks it for its positions when it starts (POSITIONS_ASK, answered with POSITIONS,
 before the stack starts streaming too), so a restarted strategy resumes instead of starting
-flat. Orders are accepted from every strategy of the topology, ``external`` ones included.
+flat. Orders are accepted from every strategy of the topology, ``external`` ones included. A
+PING is answered with a PONG and changes nothing: a strategy that orders rarely sends one when
+its order path has been quiet for ``keep_warm_ms``, so the next order finds warm threads.
 
 A restarted order manager rebuilds from the journal before it binds: the ledger, the next
 order id, and the duplicate filter (so an order filled just before a crash and re-sent gets its
@@ -96,7 +98,8 @@ class OrderManager(Service):
         self.log_lines = self.orderlog.lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
                              replies_undeliverable=0, journal_replayed=0, checkpoint_records=0,
-                             replies_forgotten_early=0, orders_ahead_of_clock=0, positions_asked=0)
+                             replies_forgotten_early=0, orders_ahead_of_clock=0, positions_asked=0,
+                             pings_answered=0)
         self.filter = DuplicateFilter(om.replies_kept_s, om.replies_kept, self.counters)
         self._recover()
         self.checkpoints: checkpoint.Writer | None = None
@@ -230,11 +233,15 @@ class OrderManager(Service):
             elif kind is wire.Kind.ORDERS:
                 batch = True
                 items = wire.as_batch(fields)
+            elif kind is wire.Kind.PING:  # a quiet client keeping its order path warm: answered, nothing kept
+                self._out.append((identity, wire.encode_pong(wire.as_ping(fields)), None))
+                c["pings_answered"] += 1
+                return
             elif kind is wire.Kind.POSITIONS_ASK:
                 self._out.append((identity, self._positions(fields, sender), None))
                 return
             else:
-                raise wire.WireError(f"expected an ORDER, ORDERS or POSITIONS_ASK, got {kind.name}")
+                raise wire.WireError(f"expected an ORDER, ORDERS, PING or POSITIONS_ASK, got {kind.name}")
         except wire.WireError as exc:
             c["orders_received"] += 1
             c["malformed_messages"] += 1

@@ -13,6 +13,9 @@ filter making the effect exactly once: an order unanswered after ``order_timeout
 again with the same client order id, until it is answered (so an order manager restart needs no
 action here). It trades only on a live book: with the book's writer dead or its heartbeat older
 than ``book_max_age_s``, quotes and news are skipped and counted.
+After ``keep_warm_ms`` with nothing sent to the order manager it sends a PING (answered with a
+PONG): on the 2-vCPU VM measured, an order after ~80 ms of silence took 20-40% longer to the
+order manager and back than one on a path kept warm.
 """
 from __future__ import annotations
 
@@ -39,8 +42,10 @@ DOORBELL = {wire.Kind.DOORBELL: wire.as_doorbell}
 NEWS = {wire.Kind.NEWS: wire.as_news}
 REPLIES = {wire.Kind.REPLY: lambda f: (wire.as_reply(f),),
            wire.Kind.REPLIES: lambda f: tuple(wire.as_reply(i) for i in wire.as_batch(f)),
-           wire.Kind.POSITIONS: lambda f: (wire.as_positions(f), ())[1]}
-"""What comes back on the order socket; a POSITIONS answer to an ask re-sent at start is late: nothing to do."""
+           wire.Kind.POSITIONS: lambda f: (wire.as_positions(f), ())[1],
+           wire.Kind.PONG: lambda f: (wire.as_ping(f), ())[1]}
+"""What comes back on the order socket; a POSITIONS answer to an ask re-sent at start is late, and a
+PONG has done its work by arriving: nothing to do."""
 STOP_EOS_S = 2.0      # after "stop": wait this long at most for the upstream ends of stream
 STOP_REPLIES_S = 3.0  # then this long at most for replies to orders in flight
 MAX_RESEND_DOUBLINGS = RESEND_SPAN.bit_length() - 1  # the re-send wait grows to 16 x order_timeout_s at most
@@ -72,6 +77,8 @@ class StrategyProcess(Service):
         self.first_clordid = self.next_clordid = clock.now_ns()  # until the positions answer says
         self.timeout_ns = int(spec.order_timeout_s * 1e9)
         self._resend_at = NEVER  # monotonic ns when the first pending order is due again, or earlier
+        self.keep_warm_ns = int(spec.keep_warm_ms * 1e6)
+        self._order_path_used = 0  # monotonic ns of the last send on the order socket
         self.acked = IdRanges()
         self.resumed: dict[str, int] = {}  # what the order manager said this strategy held at start
         self.max_book_age_ns = int(spec.book_max_age_s * 1e9)
@@ -85,7 +92,8 @@ class StrategyProcess(Service):
         self.counters.update(doorbells=0, quotes_read=0, unwritten_skipped=0,
                              news_received=0, orders_sent=0, order_messages=0, orders_acked=0,
                              orders_rejected=0, orders_resent=0, duplicate_replies=0, unmatched_replies=0,
-                             resubscribed=0, stale_book_skips=0, stale_book_periods=0, tick_acks=0, tick_to_ack_us=0)
+                             resubscribed=0, stale_book_skips=0, stale_book_periods=0, tick_acks=0, tick_to_ack_us=0,
+                             pings=0)
         return {}
 
     def await_ready(self, deadline: float) -> None:
@@ -165,10 +173,11 @@ class StrategyProcess(Service):
             self.pending[cid] = (req, o, due, 0)
             out.append(o)
         self._queued.clear()
-        self._send(out)
+        self._send(out, now)
         self.counters["orders_sent"] += len(out)
 
-    def _send(self, out: list[wire.Order]) -> None:
+    def _send(self, out: list[wire.Order], now: int) -> None:
+        self._order_path_used = now
         for i in range(0, len(out), wire.MAX_BATCH):
             try:
                 self.orders.send(wire.encode_orders(out[i:i + wire.MAX_BATCH]), zmq.NOBLOCK)
@@ -200,13 +209,29 @@ class StrategyProcess(Service):
         if again:
             self.counters["orders_resent"] += len(again)
             self.log.warning("re-sending %d unanswered orders (first id %d)", len(again), again[0].clordid)
-            self._send(again)
+            self._send(again, now)
+
+    def keep_warm(self) -> None:
+        """PING the order manager if nothing has gone out on the order socket for ``keep_warm_ms``."""
+        now = clock.now_ns()
+        if not self.keep_warm_ns or self.stopping or now - self._order_path_used < self.keep_warm_ns:
+            return
+        self._order_path_used = now
+        try:
+            self.orders.send(wire.encode_ping(now), zmq.NOBLOCK)
+        except zmq.Again:  # the order manager is away: its re-sends will tell
+            return
+        self.counters["pings"] += 1
+        self._poller.touched(self.orders)  # type: ignore[union-attr]
 
     def next_wake_ms(self) -> int:
-        """Poll timeout: until the first re-send is due, at most 100 ms."""
-        if self._resend_at == NEVER:
+        """Poll timeout: until the first re-send or the next PING is due, at most 100 ms."""
+        due = self._resend_at
+        if self.keep_warm_ns and not self.stopping:
+            due = min(due, self._order_path_used + self.keep_warm_ns)
+        if due == NEVER:
             return 100
-        return max(0, min(100, (self._resend_at - clock.now_ns()) // 1_000_000 + 1))
+        return max(0, min(100, (due - clock.now_ns()) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
         self.drain_each(self.orders, REPLIES, self.on_reply_message)
@@ -369,6 +394,7 @@ class StrategyProcess(Service):
                 self.service_control()
             self.report_progress()
             self.resend_due()
+            self.keep_warm()
         self.bell_seq.end(bell_eos)
         self.news_seq.end(news_eos)
         if self.pending:

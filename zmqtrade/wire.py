@@ -69,6 +69,8 @@ class Kind(IntEnum):
     REPLIES = 9
     POSITIONS_ASK = 10
     POSITIONS = 11
+    PING = 12
+    PONG = 13
 
 
 class WireError(ValueError):
@@ -78,7 +80,7 @@ class WireError(ValueError):
 _packer = msgpack.Packer(use_bin_type=True)
 _pack = _packer.pack
 (_K_WELCOME, _K_TICK, _K_NEWS, _K_DOORBELL, _K_ORDER, _K_REPLY, _K_EOS, _K_TICKS, _K_ORDERS,
- _K_REPLIES, _K_POSITIONS_ASK, _K_POSITIONS) = map(int, Kind)
+ _K_REPLIES, _K_POSITIONS_ASK, _K_POSITIONS, _K_PING, _K_PONG) = map(int, Kind)
 """Kinds as plain ints for the encoders: msgpack packs an IntEnum member a fifth slower."""
 
 
@@ -132,6 +134,14 @@ def encode_positions(strategy: str, holdings: list[Holding] | None, ts_ns: int, 
     if holdings is None:
         return _pack((_K_POSITIONS, VERSION, strategy, REJECTED, reason, ts_ns))
     return _pack((_K_POSITIONS, VERSION, strategy, OK, holdings, ts_ns))
+
+
+def encode_ping(ts_ns: int) -> bytes:
+    return _pack((_K_PING, VERSION, ts_ns))
+
+
+def encode_pong(ts_ns: int) -> bytes:
+    return _pack((_K_PONG, VERSION, ts_ns))
 
 
 def new_session() -> int:
@@ -301,6 +311,13 @@ def as_positions(f: tuple) -> Positions:
     raise WireError("positions must be [strategy:str, status, detail, ts_ns:int]: \"ok\" with "
                     "[[symbol:str, position:int, avg_price, realized_pnl, fees, fills:int], ...], or "
                     "\"rejected\" with a str reason")
+
+
+def as_ping(f: tuple) -> int:
+    """A PING's or a PONG's ``ts_ns`` (a PONG echoes its PING's)."""
+    if len(f) != 1 or type(f[0]) is not int or f[0] < 0:
+        raise WireError("ping and pong must be [ts_ns:int >= 0]")
+    return f[0]
 
 
 def as_welcome(f: tuple) -> Welcome:

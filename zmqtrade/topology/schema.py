@@ -210,6 +210,9 @@ class StrategySpec:
     """An order unanswered this long is sent again, same client order id, until answered."""
     book_max_age_s: float = field(default=1.0, metadata=v.key("book_max_age_s", check=v.positive))
     """No trading on a book whose writer is dead or has not heartbeaten for this long."""
+    keep_warm_ms: float = field(default=5.0, metadata=v.key("keep_warm_ms", check=v.non_negative))
+    """PING the order manager when nothing went out on the order socket for this long (0: never),
+    so a rarely ordering strategy's next order does not find its path cold."""
     restart: Restart | None = None
     host: str = LOCAL
     cpus: tuple[int, ...] | None = field(default=None, metadata=v.key("cpus", check=v.cpu))
