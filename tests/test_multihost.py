@@ -196,6 +196,7 @@ def test_two_hosts_trade_and_the_lead_reports_both(launch, hosts, tmp_path):
     assert "role" in a.output and "peer" in a.output  # the printed summary's hosts table
     assert json.loads((tmp_path / "b" / "report.json").read_text())["counters"]["orders_acked"] == c["orders_acked"]
     assert "host b joined" in a.output
+    assert "no bye from the lead" not in b.output + b.stderr  # it ended when the lead said so
     # b's own ipc doorbell is in b's run directory, not a's (the lead sends only what a binds)
     b_topo = json.loads((tmp_path / "b" / "topology.json").read_text())
     assert b_topo["orderbook"]["doorbell"] == f"ipc://{tmp_path / 'b'}/doorbell.ipc"

@@ -15,7 +15,7 @@ from zmqtrade import security
 from zmqtrade.launch import peering
 from zmqtrade.launch.child import Child, RecordedChild
 from zmqtrade.launch.launcher import EXIT_RECOVERED, STATS_AFTER_EXIT_S, STOP_GRACE_S, Launcher, stop_stages
-from zmqtrade.launch.multihost import JOIN_WAIT_S, REPORT_WAIT_S, SILENT_S, data_endpoints, endpoints_for
+from zmqtrade.launch.multihost import BYE_WAIT_S, JOIN_WAIT_S, REPORT_WAIT_S, SILENT_S, data_endpoints, endpoints_for
 from zmqtrade.topology import launcher_key
 
 log = logging.getLogger("zmqtrade.launcher")
@@ -35,6 +35,8 @@ class Peer:
     stopped: set[int] = field(default_factory=set)
     status: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] | None = None
+    gone: bool = False
+    """It answered the lead's bye."""
     pending: tuple[str, Any, Callable[["Peer"], bool]] | None = None
     """A command re-sent every beat until its check (of this peer) says it was answered."""
     next_send: float = 0.0
@@ -68,12 +70,31 @@ class LeadLauncher(Launcher):
 
     def _close_links(self) -> None:
         if self.channel is not None:
-            for peer in self.peers.values():
-                self.channel.send(peer.host, peering.BYE)
+            self._say_bye()
             self.channel.close()
             self.channel = None
         if self.security is not None:  # after the socket: none may outlive its ZAP handler
             self.security.close()
+
+    def _say_bye(self) -> None:
+        """Send bye until each joined host answers it. Sent once and closed at once, it was lost
+        about one run in three: a TCP close with input still unread (the peer's status) resets
+        the connection and drops what the kernel had not sent yet, and the peer then waited
+        LEAD_LOST_S for a lead that had gone."""
+        assert self.channel is not None
+        waiting = {h for h, p in self.peers.items() if p.joined and not p.silent and h not in self._gave_up}
+        for h in set(self.peers) - waiting:
+            self.channel.send(h, peering.BYE)  # it may still be listening
+        deadline, next_send = time.monotonic() + BYE_WAIT_S, 0.0
+        while waiting and (now := time.monotonic()) < deadline:
+            if now >= next_send:
+                next_send = now + BYE_WAIT_S / 5
+                for h in waiting:
+                    self.channel.send(h, peering.BYE)
+            self.channel.sock.poll(int(BYE_WAIT_S * 1000 / 5))
+            while (msg := self.channel.recv()) is not None:
+                if msg[1] == peering.BYE:
+                    waiting.discard(msg[0])
 
     def _ask(self, hosts: Sequence[str], verb: str, payload: Any, answered: Callable[[Peer], bool]) -> None:
         """Send ``verb`` to each host until ``answered``; ``payload`` may be a function of the host."""

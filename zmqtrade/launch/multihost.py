@@ -31,6 +31,8 @@ LEAD_LOST_S = 30.0
 SILENT_S = 2.0
 """A host silent this long is reported (link down?); it may come back."""
 REPORT_WAIT_S = 15.0
+BYE_WAIT_S = 1.0
+"""How long the lead waits for each host to answer its last word before it closes the channel."""
 
 
 def data_endpoints(endpoints: dict[str, str]) -> dict[str, str]:

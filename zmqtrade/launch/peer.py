@@ -100,6 +100,7 @@ class PeerLauncher(Launcher):
                 self._send(peering.REPORT_DATA, self.payload)
         elif verb == peering.BYE:
             self.bye = True
+            self._send(peering.BYE)  # the lead holds its channel open until it hears this
         elif verb == peering.REFUSED and isinstance(p, dict):
             self.refused = str(p.get("reason"))
 
@@ -211,4 +212,6 @@ class PeerLauncher(Launcher):
             self._send(peering.REPORT_DATA, self.payload)
         while not (self.bye or self._lead_lost() or self.interrupts > 1):  # the lead may still be stopping
             self._pump(0.05)
+        if not self.bye and self._lead_lost():
+            log.warning("no bye from the lead: ended after %.0f s without a word from it", LEAD_LOST_S)
         return code

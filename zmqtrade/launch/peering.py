@@ -15,7 +15,7 @@ A conversation, lead's view::
     lead: stream                    peer: streaming
     lead: stop {k}                  peer: stopped {k}                  (per stop stage)
     lead: report                    peer: report_data {...}
-    lead: bye
+    lead: bye                       peer: bye                          (then both close)
 """
 from __future__ import annotations
 
