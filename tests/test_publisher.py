@@ -90,7 +90,8 @@ def test_a_hostile_xsub_is_served_in_slices_and_misdirects_nothing(tmp_path, flo
         ctx.term()
 
 
-def test_a_subscription_longer_than_any_topic_drops_its_connection(tmp_path):
+@pytest.mark.parametrize("size", [sockets.PUBLISHER_MAX_INBOUND + 1, 8192])
+def test_a_subscription_longer_than_any_topic_drops_its_connection(tmp_path, size):
     from zmq.utils.monitor import recv_monitor_message
 
     ctx = zmq.Context()
@@ -100,8 +101,8 @@ def test_a_subscription_longer_than_any_topic_drops_its_connection(tmp_path):
         rogue = rogue_xsub(ctx)
         monitor = rogue.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         rogue.connect(ep)
-        rogue.send(b"\x01" + b"t" * 8192)  # libzmq would keep it in its trie; the size limit refuses it
-        assert monitor.poll(10_000), "an 8 KB subscription was accepted"
+        rogue.send(b"\x01" + b"t" * (size - 1))  # libzmq would keep it in its trie; the size limit refuses it
+        assert monitor.poll(10_000), f"a subscription of {size} bytes was accepted"
         assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
         rogue.disable_monitor()
         monitor.close(linger=0)

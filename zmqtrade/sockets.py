@@ -94,7 +94,8 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     NOBLOCK and count EAGAIN) instead of silently dropping at the high-water mark.
     """
     sock = _base(ctx, zmq.XPUB, curve, Publisher)
-    sock.setsockopt(zmq.MAXMSGSIZE, PUBLISHER_MAX_INBOUND)  # before libzmq stores a long topic in its trie
+    # before libzmq stores a long topic in its trie
+    sock.setsockopt(zmq.MAXMSGSIZE, PUBLISHER_MAX_INBOUND_CURVE if curve is not None else PUBLISHER_MAX_INBOUND)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.XPUB_MANUAL_LAST_VALUE, 1)
     if lossless:
@@ -104,10 +105,15 @@ def publisher(ctx: zmq.Context, endpoint: str, stream: str, session: int, hwm: i
     return sock
 
 
-PUBLISHER_MAX_INBOUND = 1024
-"""Bytes of one inbound message on a publisher: a subscription (1 + topic bytes) and ZMTP's own
-commands (a CURVE INITIATE is ~300) fit; a peer sending more is disconnected by libzmq before
-the message is kept. An 8 KB subscription cost ~350 KB of libzmq's trie, kept after its client left."""
+PUBLISHER_MAX_INBOUND = 128
+"""Bytes of one inbound message on a plaintext publisher: a subscription (1 + topic bytes) and
+ZMTP's handshake (a subscriber's READY is ~30) fit; a peer sending more is disconnected by libzmq
+before the message is kept. In manual mode libzmq keeps every subscription it reads in a trie of
+its own, refused by us or not, one node per byte, and on the sender's disconnect walks it in the
+publisher's thread: a flood of 1 KB topics grew a gateway to 700 MB and then held it for over a
+second, judged hung and killed."""
+PUBLISHER_MAX_INBOUND_CURVE = 1024
+"""The same under CURVE, whose handshake needs it (an INITIATE is ~300 bytes); only listed keys connect."""
 MAX_TOPIC = 16
 """Longest topic applied: every topic our streams use is 0 or 1 byte; a longer one is refused."""
 MAX_NOTIFICATIONS = 256
