@@ -20,13 +20,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from perf import (book, budget, codec, ideas, ingest, latency, max_rate, quickstart, recorder, recovery, relay,
-                  spread, transport)
+                  transport)
+from perf import spread as hosts_spread
 from zmqtrade.report import manifest
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
 ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"
 """The profiled explanation of the misses, written by hand, included as is."""
 RAW = Path(__file__).resolve().parent / "RESULTS.raw.json"
+
+
+BENCHMARKS: tuple[tuple[str, Callable[[list[str]], Any], str], ...] = (
+    ("Codec", codec.main, "codec"), ("Book", book.main, "book"), ("Latency recording", recorder.main, "recorder"),
+    ("Transport cost per message", transport.main, "transport"), ("Relay cost per hop", relay.main, "relay"),
+    ("Raw ingest", ingest.main, "ingest"), ("Tick-to-ack latency", latency.main, "latency"),
+    ("Quick start", quickstart.main, "quickstart"), ("Ideas", ideas.main, "ideas"),
+    ("Per-tick budget", budget.main, "budget"), ("Maximum sustained rate", max_rate.main, "max_rate"),
+    ("Recovery", recovery.main, "recovery"), ("Strategies spread over hosts", hosts_spread.main, "spread"))
+"""(section title, the benchmark's main, its key in RESULTS.raw.json), in the order they run."""
 
 
 def machine() -> str:
@@ -185,15 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     sections: list[tuple[str, str]] = []
     raw: dict[str, Any] = {}
-    for title, fn, key in (("Codec", codec.main, "codec"), ("Book", book.main, "book"),
-                           ("Latency recording", recorder.main, "recorder"),
-                           ("Transport cost per message", transport.main, "transport"),
-                           ("Relay cost per hop", relay.main, "relay"), ("Raw ingest", ingest.main, "ingest"),
-                           ("Tick-to-ack latency", latency.main, "latency"), ("Quick start", quickstart.main, "quickstart"),
-                           ("Ideas", ideas.main, "ideas"), ("Per-tick budget", budget.main, "budget"),
-                           ("Maximum sustained rate", max_rate.main, "max_rate"),
-                           ("Recovery", recovery.main, "recovery"),
-                           ("Strategies spread over hosts", spread.main, "spread")):
+    for title, fn, key in BENCHMARKS:
         result, text = capture(fn, mode)
         sections.append((title, text))
         raw[key] = result
