@@ -27,7 +27,7 @@ class DuplicateFilter:
         self.kept: deque[tuple[Key, int, int]] = deque()  # (key, age, answered at) ns, oldest first
         self.keep_ns = int(keep_s * 1e9)
         self.keep_max = keep_max
-        self.fresh: list[tuple[Key, list]] = []  # this commit's new answers, to stamp when sent
+        self.fresh: list[tuple[Key, list, int, int]] = []  # this commit's answers (key, reply, age, made), kept once sent
         self.forgotten: dict[str, int] = {}  # strategy -> newest age (ns) no longer held
         self.forgotten_early: dict[str, int] = {}  # the same, of answers the count bound dropped before their time
         self.counters = counters
@@ -49,12 +49,15 @@ class DuplicateFilter:
         return "duplicate of an order too old to replay; not filled again"
 
     def remember(self, key: Key, reply: list, age_ns: int, now_ns: int) -> list:
-        """Keep this commit's ``reply`` (:meth:`keep`). The list is stamped when sent
-        (:meth:`stamp`) and then stored as a tuple of plain values (:meth:`settle`), which the
-        cyclic garbage collector stops tracking: a cache of lists made every full collection walk
-        tens of thousands of objects, a multi-millisecond pause seen as p99 latency."""
-        self.fresh.append((key, reply))
-        return self.keep(key, reply, age_ns, now_ns)
+        """This commit's ``reply``, findable at once (a re-send in the same batch gets it). Its
+        place in the age order, and forgetting what it pushes out, wait for :meth:`settle`, after
+        the replies are sent (so ``replies`` may hold one commit more than ``replies_kept``).
+        The list is stamped when sent (:meth:`stamp`) and then stored as a tuple of plain values,
+        which the cyclic garbage collector stops tracking: a cache of lists made every full
+        collection walk tens of thousands of objects, a multi-millisecond pause seen as p99 latency."""
+        self.replies[key] = reply
+        self.fresh.append((key, reply, age_ns, now_ns))
+        return reply
 
     def keep(self, key: Key, reply: list | tuple, age_ns: int, now_ns: int) -> list | tuple:
         """Keep ``reply`` for re-sends, answered at ``now_ns``; forget answers older than
@@ -84,13 +87,12 @@ class DuplicateFilter:
 
     def stamp(self, sent_ns: int) -> None:
         """The sent time of this commit's answers (after the journal write)."""
-        for _, reply in self.fresh:
+        for _, reply, _, _ in self.fresh:
             reply[5] = sent_ns
 
     def settle(self) -> None:
-        """Store this commit's answers as tuples (see :meth:`remember`)."""
-        replies = self.replies
-        for key, reply in self.fresh:
-            if key in replies:
-                replies[key] = tuple(reply)
+        """Keep this commit's answers, as tuples, once they are sent (see :meth:`remember`)."""
+        keep = self.keep
+        for key, reply, age_ns, now_ns in self.fresh:
+            keep(key, tuple(reply), age_ns, now_ns)
         self.fresh.clear()

@@ -40,10 +40,21 @@ class Ledger:
 
     def fill(self, key: Key, signed_qty: int, price: float, fee: float) -> None:
         """Book one fill of ``signed_qty`` shares (> 0 bought, < 0 sold) at ``price``."""
+        self.book(key, self.move(key, signed_qty), signed_qty, price, fee)
+
+    def move(self, key: Key, signed_qty: int) -> int:
+        """The position part of a fill, all the next order's risk check needs; the position
+        before it, for :meth:`book`. The order manager books the rest once the reply is out."""
+        positions = self.positions
+        before = positions.get(key, 0)
+        positions[key] = before + signed_qty
+        return before
+
+    def book(self, key: Key, before: int, signed_qty: int, price: float, fee: float) -> None:
+        """The rest of a fill :meth:`move` made: average price, realized PnL, fees, turnover."""
         line = self.lines.get(key)
         if line is None:
             line = self.lines[key] = [0.0, 0.0, 0.0, 0.0, 0, 0]
-        before = self.positions.get(key, 0)
         after = before + signed_qty
         if before == 0 or (before > 0) == (signed_qty > 0):  # opening or adding: the average moves
             line[AVG] = (line[AVG] * abs(before) + price * abs(signed_qty)) / abs(after)
@@ -54,7 +65,6 @@ class Ledger:
                 line[AVG] = 0.0
             elif (after > 0) != (before > 0):
                 line[AVG] = price  # the rest opened a position the other way, at this fill
-        self.positions[key] = after
         qty = abs(signed_qty)
         line[FEES] += fee
         line[TURNOVER] += qty * price

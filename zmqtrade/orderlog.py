@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
+from zmqtrade import wire
 from zmqtrade.service import LOG_DATEFMT
 
 LOG_EVERY_S = 0.1
@@ -44,3 +45,9 @@ class OrderLog:
         if self._text:
             sys.stderr.write("".join(self._text))
             self._text.clear()
+
+
+def shown(text: str) -> str:
+    """Client text for a log line: as is when short and printable, else quoted and cut (a newline
+    in a symbol must not forge a log line, nor 20 KB of it flood the log)."""
+    return text if len(text) <= 32 and text.isprintable() else wire.brief(text)

@@ -44,7 +44,7 @@ from zmqtrade.duplicates import DuplicateFilter
 from zmqtrade.journal import FILENAME, Journal, JournalError, Position
 from zmqtrade.ledger import PNL_PREFIX, Ledger
 from zmqtrade.orderbook import PRICES, TickApplier
-from zmqtrade.orderlog import OrderLog
+from zmqtrade.orderlog import OrderLog, shown
 from zmqtrade.risk import RiskBook
 from zmqtrade.runner import serve
 from zmqtrade.seqcheck import SeqCheck
@@ -92,6 +92,7 @@ class OrderManager(Service):
         self.risk = RiskBook(om.risk, self.ledger.positions)
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
+        self._fills: list[tuple] = []  # the batch's fills: positions moved at once, the rest booked after the reply
         self._out: list[tuple[bytes, list | bytes, bool | None]] = []
         """(client, replies, to an ORDERS) or (client, a body made already, None): sent after the journal write."""
         self.orderlog = OrderLog(self.log.name)
@@ -207,7 +208,7 @@ class OrderManager(Service):
         """A reject's reply fields; its log line names the order (its text cut short if hostile)."""
         self.counters["orders_rejected"] += 1
         if type(what) is wire.Order:
-            what = f"{_shown(what.strategy)} {_shown(what.side)} {what.qty} {_shown(what.symbol)}"
+            what = f"{shown(what.strategy)} {shown(what.side)} {what.qty} {shown(what.symbol)}"
         self.log_lines.append(f"order - {what} rejected: {reason}")
         return [cid, wire.REJECTED, 0, reason, recv_ts, clock.now_ns()]
 
@@ -271,6 +272,7 @@ class OrderManager(Service):
         """The answer to a POSITIONS_ASK (sent after this wake-up's journal write, like a reply,
         so it never shows a fill not yet journaled)."""
         self.counters["positions_asked"] += 1
+        self._book_fills()  # the answer shows this batch's fills decided before it
         body, line, malformed = self.ledger.answer(fields, sender, self.strategy_names, clock.now_ns())
         self.counters["malformed_messages"] += malformed
         self.log_lines.append(line)
@@ -307,7 +309,8 @@ class OrderManager(Service):
         self.next_order_id += 1
         ledger = self.ledger
         fee = ledger.fees.of(o.qty, fill) if ledger.charging else 0.0
-        ledger.fill((o.strategy, o.symbol), o.qty if o.side == "BUY" else -o.qty, fill, fee)
+        signed, pos = o.qty if o.side == "BUY" else -o.qty, (o.strategy, o.symbol)
+        self._fills.append((pos, ledger.move(pos, signed), signed, fill, fee))  # booked once the reply is out
         self._records.append(journal.record(order_id, o, fill, recv_ts, fee))
         c["orders_filled"] += 1
         reply = self.filter.remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts),
@@ -331,8 +334,14 @@ class OrderManager(Service):
         if self._poller is not None:
             self._poller.touched(self.router)  # a send may have taken the signal of an order arriving
         self.filter.settle()
+        self._book_fills()
         if self.log_lines:
             self.orderlog.format()
+
+    def _book_fills(self) -> None:
+        for fill in self._fills:
+            self.ledger.book(*fill)
+        self._fills.clear()
 
     def take_orders(self) -> None:
         """Decide what is queued on the ROUTER, committing every ``commit_every`` orders."""
@@ -401,12 +410,6 @@ class OrderManager(Service):
         self.counters["checkpoints_written"] = self.checkpoints.written
         if self.checkpoints.failed:
             self.counters["checkpoint_failures"] = self.checkpoints.failed
-
-
-def _shown(text: str) -> str:
-    """Client text for a log line: as is when short and printable, else quoted and cut (a newline
-    in a symbol must not forge a log line, nor 20 KB of it flood the log)."""
-    return text if len(text) <= 32 and text.isprintable() else wire.brief(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
