@@ -5,6 +5,7 @@ import pytest
 
 import numpy as np
 
+from zmqtrade import feeds
 from zmqtrade.feeds import CsvReplay, FeedError, NewsFeed, RandomWalk, load_csv, quotes_around
 from zmqtrade.topology import Feed
 
@@ -32,6 +33,40 @@ def test_random_walk_is_repeatable_per_seed_and_round_robin():
                for _, bid, ask, last, size, off in r1)
     moves = [abs(b[3] / a[3] - 1) for a, b in zip(r1[0::2], r1[2::2])]  # symbol 0, tick to tick
     assert max(moves) < 0.01 and sum(moves) > 0
+
+
+def reference_walk(symbols, cfg: Feed, blocks: int) -> list[tuple]:
+    """The random walk written plainly, a symbol at a time: the stream a seed stands for."""
+    rng = np.random.default_rng(cfg.seed)
+    n = len(symbols)
+    last = cfg.start_price * np.exp(rng.normal(0.0, 0.5, n))
+    rows: list[tuple] = []
+    for b in range(blocks):
+        slots = (b * feeds.BLOCK + np.arange(feeds.BLOCK)) % n
+        steps = -0.5 * cfg.volatility ** 2 + cfg.volatility * rng.standard_normal(feeds.BLOCK)
+        prices = np.empty(feeds.BLOCK)
+        for s in range(n):
+            path = last[s] * np.exp(np.cumsum(steps[slots == s]))
+            prices[slots == s], last[s] = path, path[-1]
+        bid, ask, lasts = quotes_around(prices, cfg.spread_bps)
+        sizes = rng.integers(1, 20, feeds.BLOCK) * 100
+        rows += zip(slots.tolist(), bid.tolist(), ask.tolist(), lasts.tolist(), sizes.tolist(), [None] * feeds.BLOCK)
+    return rows
+
+
+@pytest.mark.parametrize("symbols", [SYMS, ["A", "B", "C", "D", "E", "F"], ["A", "B", "C", "D", "E"], ["A"]])
+def test_blocks_made_ahead_in_stages_hold_the_seeds_stream(symbols):
+    """Whether the gateway made a block ahead (a stage per prepare()) or when a tick needed it,
+    a seed gives the same ticks: those of the walk written plainly."""
+    cfg = Feed(seed=11)
+    ahead, inline, stages = RandomWalk(symbols, cfg), RandomWalk(symbols, cfg), 0
+    rows: list[tuple] = []
+    while len(rows) < 3 * feeds.BLOCK:
+        rows += ticks(ahead, 100)
+        while ahead.prepare():
+            stages += 1
+    assert stages >= 3 * 2  # the blocks after the first were made ahead, in stages
+    assert rows == ticks(inline, len(rows), k=100) == reference_walk(symbols, cfg, 4)[:len(rows)]
 
 
 def test_quotes_keep_a_spread():

@@ -161,6 +161,7 @@ class Gateway(Service):
                 self.service_publishers()
                 if events:
                     self.service_control()
+                self.feed.prepare()  # a stage of the next block of ticks, so no tick waits for it
             elif wait > 0:
                 self._sleep_until(wake, now)
         self.send_eos(self.prices, "prices", self._seq)
