@@ -110,25 +110,6 @@ def test_killed_child_fails_the_run_under_restart_never_and_everything_is_cleane
     assert not list(tmp_path.glob("*.ipc"))
 
 
-def test_an_order_manager_killed_for_good_leaves_a_journal_of_json_lines_only(launch, write_topology, tmp_path):
-    """Its reserve (NULs allocated ahead of the records) is cut by the launcher at the end of the run."""
-    topo = write_topology({**ipc_endpoints(tmp_path), "supervision": {"restart": {"policy": "never"}}})
-    run_dir = tmp_path / "run"
-    run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0")
-    run.wait_for("stack ready")
-    path = run_dir / journal.FILENAME
-    deadline = time.monotonic() + 30
-    while journal.count(path) < 3:  # a few fills journaled, then the writer dies holding its reserve
-        assert time.monotonic() < deadline, "no fills journaled"
-        time.sleep(0.05)  # polling the file with a deadline
-    os.kill(pids_of(run_dir)["ordermanager"], signal.SIGKILL)
-    assert run.finish() == 1
-    lines = path.read_bytes().split(b"\n")
-    assert lines[-1] == b"" and all(json.loads(line)["order_id"] for line in lines[:-1])
-    report = json.loads((run_dir / "report.json").read_text())
-    assert report["counters"]["journal_records"] == len(lines) - 1 >= 3
-
-
 def test_crash_is_reported_with_log_tail(launch, write_topology, tmp_path, monkeypatch):
     bad = tmp_path / "badstrat.py"
     bad.write_text(

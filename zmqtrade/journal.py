@@ -1,19 +1,11 @@
-"""The order journal: one JSON line per filled order, written before the ack is sent.
+"""The order journal: one JSON line per filled order, appended before the ack is sent.
 
-Records are copied into a shared mapping of the file, one commit at a time: once the copy is
-done the lines are in the page cache and survive a SIGKILL of any process, the order manager's
-and the launcher's included, as a ``write`` would leave them, without its system call (5 us
-warm, ~30 us after an idle gap on the 2-vCPU VM measured, against ~1 and ~7 for the copy).
-``fsync`` (the topology's ``ordermanager.fsync``) decides whether they also survive a power cut:
-``off`` (the default, as Kafka's, Chronicle Queue's and QuickFIX/J's file store's) leaves the
-flush to the kernel; ``batch`` and ``order`` flush them to disk (``fdatasync``) before any of
-their acks go out.
-
-A mapping cannot grow a file, so the file is allocated ahead of the records (``posix_fallocate``,
-RESERVE_BYTES at a time): a full disk is then an error at allocation, before anything is acked,
-never a SIGBUS on a store. While the order manager runs, and after it was killed, the file ends
-in that reserve: NUL bytes after the last record. :meth:`Journal.close`, the next opening and
-the launcher at the end of a run (:func:`trim`) cut it; :func:`read` and :func:`count` stop at it.
+Records are written with ``os.write`` on an ``O_APPEND`` descriptor, one commit at a time:
+once the call returns the lines are in the kernel (the page cache) and survive a SIGKILL of any
+process, the order manager's and the launcher's included. ``fsync`` (the topology's
+``ordermanager.fsync``) decides whether they also survive a power cut: ``off`` (the default, as
+Kafka's, Chronicle Queue's and QuickFIX/J's file store's) leaves the flush to the kernel;
+``batch`` and ``order`` flush them to disk (``fdatasync``) before any of their acks go out.
 
 Opening a journal recovers it: a torn last record (the writer died mid-line, or a power cut
 left a partial or zero-filled tail) is cut off, so new records never glue onto it; the
@@ -23,9 +15,7 @@ record boundary a checkpoint vouched for (``start``): only the tail after it is 
 """
 from __future__ import annotations
 
-import errno
 import json
-import mmap
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, NamedTuple
@@ -56,15 +46,6 @@ Replay = Callable[[dict[str, Any]], None]
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 8192
 """Records replayed between calls of a ``progress`` callback."""
-RESERVE_BYTES = 1 << 20
-"""File allocated ahead of the records at a time (~5000 records): a few allocations a second
-at 10k orders/s, each off the reply path unless a commit outruns the reserve."""
-WRITABLE_AHEAD = 256 << 10
-"""Pages of the reserve made present and writable ahead of the records (MADV_POPULATE_WRITE),
-after the replies are out: the first store to a page otherwise takes a page fault on the
-order path."""
-POPULATE_STEP = 64 << 10
-MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14; older kernels fault on the store
 
 
 class Journal:
@@ -83,14 +64,9 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.size, self.records, self.last_line = start
-        self._map: mmap.mmap | None = None
-        self._mapped = 0     # bytes of the file mapped (all of it: records, then the reserve)
-        self._writable = 0   # the end of the pages made writable ahead
-        self._populate = True
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             self.recovered, self.torn_bytes = self._recover(replay or (lambda rec: None), progress)
-            self.prepare()
         except BaseException:
             self.close()
             raise
@@ -110,7 +86,7 @@ class Journal:
         good = self.size  # bytes of complete lines so far
         records = 0
         torn_at = 0       # line number (from the start of reading) of an unreadable line, which must be the last
-        last = tail = b""
+        last = b""
         total = os.fstat(self._fd).st_size
         with open(self.path, "rb") as fh:
             fh.seek(good)
@@ -120,12 +96,12 @@ class Journal:
                                        f"the journal is damaged before its end, so it is not replayed "
                                        f"(move it aside to start afresh)")
                 if not line.endswith(b"\n"):
-                    torn_at, tail = n, line  # what follows the last newline is torn by definition
+                    torn_at = n  # what follows the last newline is torn by definition
                     continue
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    torn_at, tail = n, line  # torn inside (a power cut can leave zeros before a newline), if last
+                    torn_at = n  # torn inside (a power cut can leave zeros before a newline), if last
                     continue
                 replay(rec)
                 records += 1
@@ -141,85 +117,34 @@ class Journal:
         self.records += records
         if last:
             self.last_line = last.decode()
-        return records, len(tail.rstrip(b"\0"))  # a reserve left by a killed writer is not a torn record
+        return records, size - good
 
     def append_lines(self, lines: list[str]) -> None:
-        """Append complete records (from :func:`record`) as one commit; flushed to disk per policy."""
+        """Append complete records (from :func:`record`) with one write; flushed to disk per policy."""
         data = "".join(lines).encode()
-        size, end = len(data), self.size + len(data)
+        size = len(data)
         try:
-            if end > self._mapped:  # the reserve is used up (prepare() keeps it ahead): allocate now
-                self._grow(end)
-            self._map[self.size:end] = data  # type: ignore[index]
+            while data:  # a regular file takes it all at once; loop only for the pathological case
+                data = data[os.write(self._fd, data):]
             if self.fsync != "off":
                 os.fdatasync(self._fd)
         except OSError as exc:  # a full disk, a quota, an I/O error: none of these fills may be acked
-            self._cut_back(end)
+            self._cut_back()
             raise JournalWriteError(f"{self.path}: cannot append to the journal: {exc.strerror or exc}; "
                                     f"free space in {self.path.parent} (the orders of this commit were not acked)") from exc
-        self.size = end
+        self.size += size
         self.records += len(lines)
         self.last_line = lines[-1]
 
-    def prepare(self) -> None:
-        """Keep the reserve and its writable pages ahead of the records: called after a commit's
-        replies are out, so neither an allocation nor a page fault waits on the order path. A
-        refused allocation is left to the commit that needs the space, which then fails."""
-        if self._mapped - self.size < RESERVE_BYTES // 2:
-            try:
-                self._reserve(self.size + RESERVE_BYTES)
-            except OSError:
-                pass
-        end = min(self.size + WRITABLE_AHEAD, self._mapped)
-        while self._populate and self._writable < end:
-            try:
-                step = min(POPULATE_STEP, self._mapped - self._writable)
-                self._map.madvise(MADV_POPULATE_WRITE, self._writable, step)  # type: ignore[union-attr]
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:  # EINVAL: a kernel without it; the stores fault instead
-                    break  # ENOMEM and the like: the store will fault it in, or fail as it would
-                self._populate = False
-                break
-            self._writable += POPULATE_STEP
-
-    def _grow(self, need: int) -> None:
-        """Map at least ``need`` bytes: a whole reserve past the records if the disk has it, else
-        only what this commit needs (so the journal fails when the disk cannot hold a commit,
-        not when it cannot hold a reserve)."""
+    def _cut_back(self) -> None:
+        """Cut a partly written commit off again, so the next record starts on a clean line."""
         try:
-            self._reserve(max(need, self.size + RESERVE_BYTES))
+            os.ftruncate(self._fd, self.size)
         except OSError:
-            self._reserve(need)
-
-    def _reserve(self, need: int) -> None:
-        """Allocate the file to at least ``need`` bytes (a whole page) and map all of it."""
-        length = -(-need // mmap.PAGESIZE) * mmap.PAGESIZE
-        if length <= self._mapped:
-            return
-        os.posix_fallocate(self._fd, self._mapped, length - self._mapped)
-        if self._map is None:
-            self._map = mmap.mmap(self._fd, length)
-            self._writable = self.size - self.size % mmap.PAGESIZE
-        else:
-            self._map.resize(length)
-        self._mapped = length
-
-    def _cut_back(self, end: int) -> None:
-        """Zero a commit that could not be made durable, so no restart replays what was not acked."""
-        if self._map is not None and end <= self._mapped:
-            self._map[self.size:end] = bytes(end - self.size)
+            pass  # then reopening cuts it: a torn last record
 
     def close(self) -> None:
-        """Unmap, and cut the reserve off: the file holds its records and nothing else."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
         if self._fd >= 0:
-            try:
-                if self._mapped:
-                    os.ftruncate(self._fd, self.size)
-            except OSError:
-                pass  # then the next opening, or the launcher's trim(), cuts it
             os.close(self._fd)
             self._fd = -1
 
@@ -253,25 +178,6 @@ def _number(x: float) -> str:
 def as_order(rec: dict[str, Any]) -> Order:
     """A record's order, as the order manager decided it (for rebuilding positions)."""
     return Order(rec["clordid"], rec["strategy"], rec["symbol"], rec["side"], rec["qty"], rec["limit"], 0, 0, 0, 0)
-
-
-def trim(path: str | Path) -> int:
-    """Cut the reserve (NUL bytes after the last record) a killed order manager left; the bytes
-    cut. Only for a journal no process writes any more: the launcher calls it at the end of a run,
-    so the file it leaves holds JSON lines and nothing else. A torn record is left to the next
-    opening, which reports it."""
-    with open(path, "r+b") as fh:
-        fd = fh.fileno()
-        end = pos = os.fstat(fd).st_size
-        while pos > 0:
-            begin = max(0, pos - (1 << 16))
-            kept = len(os.pread(fd, pos - begin, begin).rstrip(b"\0"))
-            pos = begin + kept
-            if kept:
-                break
-        if pos < end:
-            os.ftruncate(fd, pos)
-    return end - pos
 
 
 def count(path: str | Path) -> int:

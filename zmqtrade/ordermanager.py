@@ -24,10 +24,10 @@ its order path has been quiet for ``keep_warm_ms``, so the next order finds warm
 
 A restarted order manager rebuilds from the journal before it binds: the ledger, the next
 order id, and the duplicate filter (so an order filled just before a crash and re-sent gets its
-original fill). It starts from its newest checkpoint (``checkpoint_every_s``, see
-:mod:`zmqtrade.checkpoint`) and replays only the journal after it, so a restart costs what the
-state holds, not what the run did; while it replays it tells the launcher how far it is, so a
-long replay is not taken for a hang.
+original fill). It starts
+from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
+only the journal after it, so a restart costs what the state holds, not what the run did; while
+it replays it tells the launcher how far it is, so a long replay is not taken for a hang.
 """
 from __future__ import annotations
 
@@ -334,7 +334,6 @@ class OrderManager(Service):
         if self._poller is not None:
             self._poller.touched(self.router)  # a send may have taken the signal of an order arriving
         self.filter.settle()
-        self.journal.prepare()  # the journal's reserve and writable pages kept ahead, off the reply path
         self._book_fills()
         if self.log_lines:
             self.orderlog.format()
@@ -369,7 +368,8 @@ class OrderManager(Service):
         self.commit()
 
     def served_before_start(self) -> list[zmq.Socket]:
-        """The order socket: strategies ask for their positions before they are ready (and the stack starts)."""
+        """The order socket: a strategy asks for its positions before it says it is ready, which
+        is before the stack starts."""
         return [self.router]
 
     def serve_before_start(self) -> None:

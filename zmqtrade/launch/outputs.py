@@ -41,8 +41,6 @@ class Outputs:
         sent (their processes, failures, events and journal records) for a combined one."""
         duration = (self.stream_stopped - self.stream_started) if self.stream_started else 0.0
         journal_path = self.run_dir / journal.FILENAME
-        if journal_path.exists() and not any(c.kind == "ordermanager" and c.running for c in self.children.values()):
-            journal.trim(journal_path)  # the reserve an order manager killed last left
         records = journal.count(journal_path) if journal_path.exists() else 0
         merged = sorted([*self.events, *events], key=lambda e: e["t_s"]) if events else self.events
         if self.control is not None:  # what local clients without the run's token sent the control socket
