@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         w, r = bookcheck.stress(stress_s, raw=raw)
         label = "without seqlock" if raw else "with seqlock"
         print(f"  {label:<16} reads {r['reads']:>10}  torn {r['torn']:>8}  "
-              f"read {r['read_ns']:6.0f} ns  write {w['write_ns']:6.0f} ns (contended)")
+              f"read {r['read_ns']:6.0f} ns  write {w['write_ns']:6.0f} ns (contended; a read is a quote, "
+              f"and with the seqlock its bid and ask again)")
         out["torn_raw" if raw else "torn_seqlock"] = r["torn"]
     return out
 

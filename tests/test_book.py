@@ -21,12 +21,13 @@ def test_created_book_is_private_and_readable_by_another_mapping(tmp_path):
         assert stat.S_IMODE(os.stat(SHM / b.name).st_mode) == 0o600
         other = Book.attach(b.name)
         assert other.symbols == ("AAA", "BBBB.X") and other.index == {"AAA": 0, "BBBB.X": 1}
-        assert other.read(0) is None  # never written: no quote, not a zero price
+        assert other.read(0) is None and other.bid_ask(0) is None  # never written: no quote, not a zero price
         b.write(1, 1.5, 2.5, 2.0, 300, 7, 1000, 2000)
         b.write(1, 1.6, 2.6, 2.1, 400, 8, 1100, 2100)
         q = other.read(1)
         assert (q.symbol, q.bid, q.ask, q.last, q.size, q.tick_seq, q.tick_ts, q.write_ts, q.updates) == (
             "BBBB.X", 1.6, 2.6, 2.1, 400, 8, 1100, 2100, 2)
+        assert other.bid_ask(1) == (1.6, 2.6)  # what the order manager prices an order from
         assert other.heartbeat_ns == 2100
         snap = other.snapshot()
         assert snap["seq"].tolist() == [0, 4] and snap["last"][1] == 2.1

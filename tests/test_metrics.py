@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zmqtrade.metrics import EXACT, SIZE, TOP, Histogram, bucket_bounds, merged, summarize_us
+from zmqtrade.metrics import EXACT, SIZE, TOP, Histogram, Rows, bucket_bounds, merged, summarize_us
 
 
 def test_small_values_are_exact_and_empty_summary_is_zero():
@@ -52,3 +52,18 @@ def test_huge_values_are_clamped_and_bad_bytes_refused():
     assert len(h) == 1
     with pytest.raises(ValueError):
         Histogram.frombytes(b"\0" * 16)
+
+
+def test_rows_bin_what_a_record_per_histogram_would():
+    values = np.random.default_rng(5).lognormal(11, 2.0, (2_000, 3)).astype(np.int64).tolist()
+    values += [[-3, 0, TOP + 10**6], [EXACT - 1, EXACT, 10**15], [-(1 << 64), 1 << 64, 5]]  # the last: stamps out of range
+    one_by_one, in_rows = [Histogram() for _ in range(3)], [Histogram() for _ in range(3)]
+    rows = Rows(in_rows, batch=64)
+    for vals in values:
+        for h, v in zip(one_by_one, vals):
+            h.record(v)
+        rows.record(vals)
+    assert 0 < sum(map(len, in_rows)) < sum(map(len, one_by_one))  # binned 64 rows at a time...
+    rows.flush()  # ...and the rest when asked
+    for a, b in zip(one_by_one, in_rows):
+        assert a.counts == b.counts and len(b) == len(values)

@@ -264,6 +264,19 @@ class Book:
         q = self._attempt(slot)
         return q if q is not _BUSY else self._read_contended(slot)
 
+    def bid_ask(self, slot: int) -> tuple[float, float] | None:
+        """:meth:`read`'s bid and ask alone, for pricing an order: the same seqlock read without
+        building a Quote of ten fields (a microsecond per order in the order manager)."""
+        u, f = self._u, self._f
+        b = self._base + slot * SLOT_WORDS
+        s1 = u[b]
+        if not s1 & 1:
+            bid, ask = f[b + 1], f[b + 2]
+            if u[b] == s1:
+                return (bid, ask) if s1 else None
+        q = self._read_contended(slot)
+        return None if q is None else (q.bid, q.ask)
+
     def _attempt(self, slot: int) -> Any:
         """One seqlock read: a Quote, None (never written), or _BUSY (mid-write or changed)."""
         u, f = self._u, self._f

@@ -1,7 +1,8 @@
 """Seqlock stress: one process hammers a slot, another checks every read is whole.
 
 The writer stores a counter ``k`` into every field of slot 0 (each field a different function
-of ``k``); a reader that ever sees fields from two different ``k`` has read a torn slot. The
+of ``k``); a reader that ever sees fields from two different ``k`` has read a torn slot (it
+checks both reads: the whole quote, and the bid and ask the order manager prices from). The
 test suite runs this to prove the book never tears; ``perf/`` runs it for timings too.
 
     python -m zmqtrade.bookcheck writer SEGMENT SECONDS
@@ -67,6 +68,9 @@ def reader(book: Book, seconds: float, raw: bool = False) -> dict[str, float]:
                     unwritten += 1
                     continue
                 vals = (q.bid, q.ask, q.last, q.size, q.tick_seq, q.tick_ts, q.write_ts)
+                touch = book.bid_ask(0)  # the order manager's read, under the same seqlock
+                if touch is not None and touch[1] != touch[0] + 0.5:
+                    torn += 1
             if not consistent(*vals):
                 torn += 1
         if time.monotonic() >= end:

@@ -37,7 +37,7 @@ class DuplicateFilter:
 
     def too_old(self, strategy: str, decide_ts: int) -> bool:
         """An order decided no later than an answer this filter forgot: it cannot be told apart
-        from a re-send of one, so it must not be filled."""
+        from a re-send of one, so it must not be filled (the order manager inlines this test)."""
         return decide_ts <= self.forgotten.get(strategy, -1)
 
     def too_old_reason(self, strategy: str, decide_ts: int) -> str:
@@ -68,10 +68,14 @@ class DuplicateFilter:
         The oldest is found in ``kept``, not as ``next(iter(replies))``: a dict emptied from the
         front skips its deleted entries on every such call (a quarter of the CPU at 10k orders/s).
         """
-        replies = self.replies
-        replies[key] = reply
-        kept = self.kept
-        kept.append((key, age_ns, now_ns))
+        self.replies[key] = reply
+        self.kept.append((key, age_ns, now_ns))
+        self._forget(now_ns)
+        return reply
+
+    def _forget(self, now_ns: int) -> None:
+        """Drop the answers past ``replies_kept_s`` at ``now_ns``, and the oldest past ``replies_kept``."""
+        replies, kept = self.replies, self.kept
         horizon = now_ns - self.keep_ns
         while kept and (kept[0][2] < horizon or len(replies) > self.keep_max):
             old, age, made = kept.popleft()
@@ -83,7 +87,6 @@ class DuplicateFilter:
                     self.forgotten_early[strategy] = age
             if age > self.forgotten.get(strategy, -1):
                 self.forgotten[strategy] = age
-        return reply
 
     def stamp(self, sent_ns: int) -> None:
         """The sent time of this commit's answers (after the journal write)."""
@@ -92,7 +95,11 @@ class DuplicateFilter:
 
     def settle(self) -> None:
         """Keep this commit's answers, as tuples, once they are sent (see :meth:`remember`)."""
-        keep = self.keep
+        if not self.fresh:
+            return
+        replies, kept = self.replies, self.kept
         for key, reply, age_ns, now_ns in self.fresh:
-            keep(key, tuple(reply), age_ns, now_ns)
+            replies[key] = tuple(reply)
+            kept.append((key, age_ns, now_ns))
         self.fresh.clear()
+        self._forget(now_ns)  # once per commit, at its newest answer's time

@@ -12,7 +12,7 @@ the launcher, which summarises.
 from __future__ import annotations
 
 from array import array
-from typing import Iterable
+from typing import Iterable, Sequence
 
 SUB_BITS = 7
 EXACT = 1 << (SUB_BITS + 1)              # values below this have a bucket each
@@ -61,6 +61,46 @@ class Histogram:
         for i, n in enumerate(other.counts):
             if n:
                 self.counts[i] += n
+
+
+class Rows:
+    """Histograms recorded together, a value each per row (the hops of one order). A row is
+    appended raw to a buffer, and the buffer is binned ``batch`` rows at a time, one series
+    after the other: in the strategy at 10k orders/s a record made among the process's other
+    work cost ~0.5 us a value (cold caches), three times what the same arithmetic costs in a
+    tight loop. The bucket arithmetic is :meth:`Histogram.record`'s, inline: a call per value
+    would cost what the batching saves. Read the histograms after :meth:`flush`."""
+
+    __slots__ = ("_hists", "_buf", "_limit")
+
+    def __init__(self, hists: Iterable[Histogram], batch: int = 1024) -> None:
+        self._hists = tuple(hists)
+        self._buf = array("q")
+        self._limit = batch * len(self._hists)
+
+    def record(self, row: Sequence[int]) -> None:
+        """One value per histogram, in their order."""
+        buf = self._buf
+        try:
+            buf.extend(row)
+        except OverflowError:  # beyond a signed 64-bit word (a hostile stamp): clamped, as a record would
+            buf.extend([min(max(ns, 0), TOP) for ns in row])
+        if len(buf) >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        buf, n = self._buf, len(self._hists)
+        for k, hist in enumerate(self._hists):
+            counts = hist.counts
+            for ns in buf[k::n]:
+                if ns < EXACT:
+                    counts[ns if ns > 0 else 0] += 1
+                else:
+                    if ns > TOP:
+                        ns = TOP
+                    shift = ns.bit_length() - SUB_BITS - 1
+                    counts[(shift << SUB_BITS) + (ns >> shift)] += 1
+        del buf[:]
 
 
 def bucket_bounds(index: int) -> tuple[int, int]:

@@ -1,37 +1,34 @@
 """OrderManager process: a ROUTER that answers every order with a fill or a reject.
 
-For each order: decode (a malformed body gets a reject naming the problem), validate, price
-it from the shared book (buys at the ask, sells at the bid), risk-check, journal it, then ack.
-The orders of a message (one ORDER, or an ORDERS batch) are decided in memory, then their
-fills go to the journal in one write, and only then is the message answered: an acked order
-is always in the journal. With ``fsync: batch`` a commit also flushes the disk (~0.1-0.5 ms),
-so the messages already queued share one commit (group commit, 32 orders at most); without it
-each message is committed as soon as it is decided, its reply not waiting for the socket to be
-asked whether another is queued. A re-sent order gets its original answer
+For each order: decode (a malformed body gets a reject naming the problem), validate, price it from the
+shared book (buys at the ask, sells at the bid), risk-check, journal it, then ack. The orders of a message
+(one ORDER, or an ORDERS batch) are decided in memory, then their fills go to the journal in one write,
+and only then is the message answered: an acked order is always in the journal. With ``fsync: batch`` a
+commit also flushes the disk (~0.1-0.5 ms), so the messages already queued share one commit (group commit,
+32 orders at most); without it each message is committed as soon as it is decided, its reply not waiting
+for the socket to be asked whether another is queued. A re-sent order gets its original answer
 (:mod:`zmqtrade.duplicates`), never a second fill.
 
-On a host without the orderbook (the book is shared memory, one per host), the order
-manager keeps its own copy of the prices: it subscribes to the price feed itself and applies
-it to a private book, as the orderbook would, before the orders of each wake-up.
+On a host without the orderbook (the book is shared memory, one per host), the order manager keeps its own
+copy of the prices: it subscribes to the price feed itself and applies it to a private book, as the
+orderbook would, before the orders of each wake-up.
 
-It is also the book of record: every fill is booked in its ledger (:mod:`zmqtrade.ledger`:
-positions, average prices, realized PnL, fees), which it reports as the run's results, and a
-strategy asks it for its positions when it starts (POSITIONS_ASK, answered with POSITIONS,
-before the stack starts streaming too), so a restarted strategy resumes instead of starting
-flat. Orders are accepted from every strategy of the topology, ``external`` ones included. A
-PING is answered with a PONG and changes nothing: a strategy that orders rarely sends one when
-its order path has been quiet for ``keep_warm_ms``, so the next order finds warm threads.
+It is also the book of record: every fill is booked in its ledger (:mod:`zmqtrade.ledger`: positions,
+average prices, realized PnL, fees), which it reports as the run's results, and a strategy asks it for its
+positions when it starts (POSITIONS_ASK, answered with POSITIONS, before the stack starts streaming too),
+so a restarted strategy resumes instead of starting flat. Orders are accepted from every strategy of the
+topology, ``external`` ones included. A PING is answered with a PONG and changes nothing: a strategy that
+orders rarely sends one when its order path has been quiet for ``keep_warm_ms``, so the next order finds
+warm threads.
 
-A restarted order manager rebuilds from the journal before it binds: the ledger, the next
-order id, and the duplicate filter (so an order filled just before a crash and re-sent gets its
-original fill). It starts
-from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
-only the journal after it, so a restart costs what the state holds, not what the run did; while
-it replays it tells the launcher how far it is, so a long replay is not taken for a hang.
+A restarted order manager rebuilds from the journal before it binds: the ledger, the next order id, and
+the duplicate filter (so an order filled just before a crash and re-sent gets its original fill). It
+starts from its newest checkpoint (``checkpoint_every_s``, see :mod:`zmqtrade.checkpoint`) and replays
+only the journal after it, so a restart costs what the state holds, not what the run did; while it replays
+it tells the launcher how far it is, so a long replay is not taken for a hang.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Sequence
@@ -53,14 +50,17 @@ from zmqtrade.service import Service
 MAX_DRAIN = 4096
 MAX_FRAMES = 3
 """Frames of a message kept at most: two is valid, a third only says there were too many."""
+BOOK_EVERY = 256
+"""Fills booked in the ledger (prices, PnL, fees) this many at a time, or when it is read; positions move
+at once (the risk check needs them). Booked in a run, they cost less than one at a time after replies."""
 COMMIT_EVERY = 32
-"""Orders decided before a group commit at the latest: a backlog is journaled and answered in
-slices, so the first order of a long queue does not wait for the last (unbounded batches
-showed as om_process p99 of 30-200 ms after a stall)."""
+"""Orders decided before a group commit at the latest: a backlog is journaled and answered in slices, so
+the first order of a long queue does not wait for the last (unbounded batches showed as om_process
+p99 of 30-200 ms after a stall)."""
 CLORDID_AHEAD_NS = 60 * 10**9
-"""How far a client order id may be ahead of this clock (ids count up from CLOCK_MONOTONIC in ns,
-one per order: no client gets ahead of the clock by sending). The margin covers clock offsets
-between hosts."""
+"""How far a client order id may be ahead of this clock (ids count up from CLOCK_MONOTONIC in ns, one
+per order: no client gets ahead of the clock by sending). The margin covers clock offsets between
+hosts."""
 SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)  # ints: pyzmq's flag enums cost a microsecond per or
 
 
@@ -81,26 +81,24 @@ class OrderManager(Service):
             self.price_eos: wire.Eos | None = None
         self.commit_every = 1 if om.fsync == "order" else COMMIT_EVERY
         self.group_messages = om.fsync == "batch"
-        """Batch the orders of several queued messages into one commit: worth it only when a commit
-        costs a flush to disk. Otherwise each message is answered as soon as it is decided, without
-        first asking the socket (a syscall) whether another is queued."""
+        """Batch the orders of several queued messages into one commit: worth it only when a commit costs a
+        flush to disk. Otherwise each message is answered once decided, the socket not asked for another."""
         self.strategy_names = frozenset(self.topo.strategies)
         self.log_fills = self.args.log_orders
-        """A log line per fill only when asked (``-v``): the journal holds every fill anyway, and
-        formatting one cost a tenth of the order manager's time per order."""
+        """A log line per fill only when asked (``-v``): the journal holds every fill anyway, and formatting
+        one cost a tenth of the order manager's time per order."""
         self.ledger = Ledger(om.fees)
         self.risk = RiskBook(om.risk, self.ledger.positions)
         self.next_order_id = 1
         self._records: list[str] = []                 # journal lines of the batch being decided
-        self._fills: list[tuple] = []  # the batch's fills: positions moved at once, the rest booked after the reply
+        self._fills: list[tuple] = []  # fills whose positions moved, not yet booked (BOOK_EVERY)
         self._out: list[tuple[bytes, list | bytes, bool | None]] = []
         """(client, replies, to an ORDERS) or (client, a body made already, None): sent after the journal write."""
         self.orderlog = OrderLog(self.log.name)
         self.log_lines = self.orderlog.lines
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
-                             replies_undeliverable=0, journal_replayed=0, checkpoint_records=0,
-                             replies_forgotten_early=0, orders_ahead_of_clock=0, positions_asked=0,
-                             pings_answered=0)
+                             replies_undeliverable=0, journal_replayed=0, checkpoint_records=0, replies_forgotten_early=0,
+                             orders_ahead_of_clock=0, positions_asked=0, pings_answered=0)
         self.filter = DuplicateFilter(om.replies_kept_s, om.replies_kept, self.counters)
         self._recover()
         self.checkpoints: checkpoint.Writer | None = None
@@ -155,7 +153,7 @@ class OrderManager(Service):
 
     def snapshot(self) -> checkpoint.State:
         """The state as of the journal's end (between commits: every decided fill is written)."""
-        return checkpoint.State(self.journal.position, Position(), self.next_order_id, self.ledger.rows(),
+        return checkpoint.State(self.journal.position, Position(), self.next_order_id, self._booked().rows(),
                                 dict(self.filter.forgotten))
 
     def periodic(self) -> None:
@@ -193,14 +191,14 @@ class OrderManager(Service):
         except zmq.ZMQError:  # client gone (ROUTER_MANDATORY) or its queue full
             self.counters["replies_undeliverable"] += 1
 
-    def _validate(self, o: wire.Order) -> str | None:
+    def _validate(self, o: wire.Order) -> str | None:  # (the price is finite: wire.as_order saw to it)
         if o.symbol not in self.book.index:
             return f"unknown symbol {wire.brief(o.symbol)}"
         if o.side not in wire.SIDES:
             return f"side must be BUY or SELL, got {wire.brief(o.side)}"
         if o.qty <= 0:
             return f"qty must be > 0, got {o.qty}"
-        if not (o.price > 0 and math.isfinite(o.price)):
+        if not o.price > 0:
             return f"price must be > 0, got {o.price!r}"
         return None
 
@@ -272,52 +270,53 @@ class OrderManager(Service):
         """The answer to a POSITIONS_ASK (sent after this wake-up's journal write, like a reply,
         so it never shows a fill not yet journaled)."""
         self.counters["positions_asked"] += 1
-        self._book_fills()  # the answer shows this batch's fills decided before it
-        body, line, malformed = self.ledger.answer(fields, sender, self.strategy_names, clock.now_ns())
+        ledger = self._booked()  # the answer shows this batch's fills decided before it
+        body, line, malformed = ledger.answer(fields, sender, self.strategy_names, clock.now_ns())
         self.counters["malformed_messages"] += malformed
         self.log_lines.append(line)
         return body
 
     def decide(self, o: wire.Order, recv_ts: int) -> list | tuple:
-        """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit)."""
-        c = self.counters
-        if o.strategy not in self.strategy_names:  # first, and remembered nowhere: no state for strangers
-            return self._reject(o.clordid, f"unknown strategy {wire.brief(o.strategy)}", recv_ts, o)
-        key = (o.strategy, o.clordid)
-        previous = self.filter.replies.get(key)
+        """Fill or reject one well-formed order; the reply's fields (sent time stamped at commit).
+        Its fields are unpacked once: read one by one, they cost a microsecond per order."""
+        cid, strategy, symbol, side, qty, _, _, _, decide_ts, _ = o
+        c, filt = self.counters, self.filter
+        if strategy not in self.strategy_names:  # first, and remembered nowhere: no state for strangers
+            return self._reject(cid, f"unknown strategy {wire.brief(strategy)}", recv_ts, o)
+        key = (strategy, cid)
+        previous = filt.replies.get(key)
         if previous is not None:
             c["duplicate_orders"] += 1
             return previous
-        if self.filter.too_old(o.strategy, o.decide_ts):
+        if decide_ts <= filt.forgotten.get(strategy, -1):  # filt.too_old, inlined
             c["duplicate_orders"] += 1
-            return self._reject(o.clordid, self.filter.too_old_reason(o.strategy, o.decide_ts), recv_ts, o)
-        if o.clordid > recv_ts + CLORDID_AHEAD_NS:  # remembered nowhere: a forged id holds no place in the filter
+            return self._reject(cid, filt.too_old_reason(strategy, decide_ts), recv_ts, o)
+        if cid > recv_ts + CLORDID_AHEAD_NS:  # remembered nowhere: a forged id holds no place in the filter
             c["orders_ahead_of_clock"] += 1
-            return self._reject(o.clordid, f"clordid {o.clordid} is ahead of the clock: ids count up from "
+            return self._reject(cid, f"clordid {cid} is ahead of the clock: ids count up from "
                                 f"CLOCK_MONOTONIC in ns (now {recv_ts})", recv_ts, o)
+        age = decide_ts if decide_ts < recv_ts else recv_ts
         reason = self._validate(o)
         if reason is None:
-            quote = self.book.read(self.book.index[o.symbol])
-            if quote is None:
-                reason = f"no market in {o.symbol} yet"
+            touch = self.book.bid_ask(self.book.index[symbol])
+            if touch is None:
+                reason = f"no market in {symbol} yet"
             else:
-                fill = quote.ask if o.side == "BUY" else quote.bid
+                fill = touch[1] if side == "BUY" else touch[0]
                 reason = self.risk.take(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            return self.filter.remember(key, self._reject(o.clordid, reason, recv_ts, o), min(o.decide_ts, recv_ts), recv_ts)
+            return filt.remember(key, self._reject(cid, reason, recv_ts, o), age, recv_ts)
         order_id = self.next_order_id
-        self.next_order_id += 1
+        self.next_order_id = order_id + 1
         ledger = self.ledger
-        fee = ledger.fees.of(o.qty, fill) if ledger.charging else 0.0
-        signed, pos = o.qty if o.side == "BUY" else -o.qty, (o.strategy, o.symbol)
+        fee = ledger.fees.of(qty, fill) if ledger.charging else 0.0
+        signed, pos = qty if side == "BUY" else -qty, (strategy, symbol)
         self._fills.append((pos, ledger.move(pos, signed), signed, fill, fee))  # booked once the reply is out
         self._records.append(journal.record(order_id, o, fill, recv_ts, fee))
         c["orders_filled"] += 1
-        reply = self.filter.remember(key, [o.clordid, wire.FILLED, order_id, fill, recv_ts, 0], min(o.decide_ts, recv_ts),
-                               recv_ts)
         if self.log_fills:
-            self.log_lines.append((order_id, o.strategy, o.side, o.qty, o.symbol, fill))  # formatted once the reply is out
-        return reply
+            self.log_lines.append((order_id, strategy, side, qty, symbol, fill))  # formatted once the reply is out
+        return filt.remember(key, [cid, wire.FILLED, order_id, fill, recv_ts, 0], age, recv_ts)
 
     def commit(self) -> None:
         """Group commit: journal every fill of the batch in one write, then send the replies;
@@ -334,14 +333,18 @@ class OrderManager(Service):
         if self._poller is not None:
             self._poller.touched(self.router)  # a send may have taken the signal of an order arriving
         self.filter.settle()
-        self._book_fills()
+        if len(self._fills) >= BOOK_EVERY:
+            self._booked()
         if self.log_lines:
             self.orderlog.format()
 
-    def _book_fills(self) -> None:
+    def _booked(self) -> Ledger:
+        """The ledger, with every fill decided so far booked in it."""
+        book = self.ledger.book
         for fill in self._fills:
-            self.ledger.book(*fill)
+            book(*fill)
         self._fills.clear()
+        return self.ledger
 
     def take_orders(self) -> None:
         """Decide what is queued on the ROUTER, committing every ``commit_every`` orders."""
@@ -352,10 +355,7 @@ class OrderManager(Service):
             if i == 1 and not self.group_messages and not poller.more(router):
                 break  # one message a wake-up, answered: no failing receive after it
             try:
-                if named:
-                    self.handle(*sockets.recv_named(router, MAX_FRAMES))
-                else:
-                    self.handle(sockets.recv_frames(router, MAX_FRAMES))
+                self.handle(*sockets.recv_routed(router, MAX_FRAMES, named))
             except zmq.Again:
                 poller.settled(router)
                 break
@@ -368,8 +368,7 @@ class OrderManager(Service):
         self.commit()
 
     def served_before_start(self) -> list[zmq.Socket]:
-        """The order socket: a strategy asks for its positions before it says it is ready, which
-        is before the stack starts."""
+        """The order socket: a strategy asks for its positions before it is ready (the stack starts)."""
         return [self.router]
 
     def serve_before_start(self) -> None:
@@ -399,12 +398,13 @@ class OrderManager(Service):
 
     def progress_payload(self) -> dict[str, int | float]:
         """The counters and each strategy's net PnL now (``pnl.<strategy>``): PnL over the run."""
-        net = self.ledger.net(self.book.mids()) if self.ledger.lines else {}
+        ledger = self._booked()
+        net = ledger.net(self.book.mids()) if ledger.lines else {}
         return {**self.counters, **{f"{PNL_PREFIX}{s}": round(net.get(s, 0.0), 6) for s in self.topo.strategies}}
 
     def stats(self) -> dict:
         """Adds the book of record: each strategy's positions and PnL (the report's ``strategies``)."""
-        return {**super().stats(), "strategies": self.ledger.results(self.topo.strategies, self.book.mids())}
+        return {**super().stats(), "strategies": self._booked().results(self.topo.strategies, self.book.mids())}
 
     def _count_checkpoints(self) -> None:
         self.counters["checkpoints_written"] = self.checkpoints.written

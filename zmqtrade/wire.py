@@ -272,7 +272,7 @@ def as_order(f: tuple) -> Order:
         raise WireError("order clordid and timestamps must be 0..2^63-1")
     if not (type(strategy) is str and type(symbol) is str and type(side) is str):
         raise WireError("order strategy, symbol and side must be strings")
-    if not _finite(price):
+    if not ((type(price) is float or type(price) is int) and -_INF < price < _INF):  # _finite, inlined
         raise WireError("order price must be a finite number")
     return _new(Order, f)
 
