@@ -56,7 +56,7 @@ def test_huge_values_are_clamped_and_bad_bytes_refused():
 
 def test_rows_bin_what_a_record_per_histogram_would():
     values = np.random.default_rng(5).lognormal(11, 2.0, (2_000, 3)).astype(np.int64).tolist()
-    values += [[-3, 0, TOP + 10**6], [EXACT - 1, EXACT, 10**15], [-(1 << 64), 1 << 64, 5]]  # the last: stamps out of range
+    values += [[-3, 0, TOP + 10**6], [EXACT - 1, EXACT, 10**15], [-(1 << 64), 1 << 64, 5], [7, 1 << 64, 9]]  # stamps out of range, first and in the middle
     one_by_one, in_rows = [Histogram() for _ in range(3)], [Histogram() for _ in range(3)]
     rows = Rows(in_rows, batch=64)
     for vals in values:

@@ -37,6 +37,8 @@ from typing import Callable, Collection, Mapping
 from zmqtrade import wire
 from zmqtrade.book import SHM_DIR
 
+_new = tuple.__new__  # a NamedTuple without its __new__, a Python function: doorbells are per tick
+
 ENTRY_BYTES = 16
 MAX_SLOTS = select.PIPE_BUF // ENTRY_BYTES
 """Slots per doorbell: one write of at most PIPE_BUF bytes is atomic, so a doorbell is never torn."""
@@ -222,7 +224,7 @@ class BellReader:
         if len(data) == ENTRY_BYTES and not out:  # the common case: one doorbell of one slot
             seq, slot = _ENTRY.unpack(data)
             if slot < EOS:
-                return [wire.Doorbell(seq, (slot,), 0)], None
+                return [_new(wire.Doorbell, (seq, (slot,), 0))], None
         words = array("Q")
         words.frombytes(data)
         eos: wire.Eos | None = None
@@ -230,7 +232,7 @@ class BellReader:
         for s, slot in zip(words[0::2], words[1::2]):
             if s != seq or slot >= EOS:
                 if slots:
-                    out.append(wire.Doorbell(seq, tuple(slots), 0))
+                    out.append(_new(wire.Doorbell, (seq, tuple(slots), 0)))
                     slots = []
                 seq = s
             if slot == WELCOME:
@@ -242,7 +244,7 @@ class BellReader:
             else:
                 slots.append(slot)
         if slots:
-            out.append(wire.Doorbell(seq, tuple(slots), 0))
+            out.append(_new(wire.Doorbell, (seq, tuple(slots), 0)))
         return out, eos
 
     def close(self) -> None:

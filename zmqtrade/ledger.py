@@ -44,7 +44,7 @@ class Ledger:
 
     def move(self, key: Key, signed_qty: int) -> int:
         """The position part of a fill, all the next order's risk check needs; the position
-        before it, for :meth:`book`. The order manager books the rest once the reply is out."""
+        before it, for :meth:`book`. The order manager books the rest later, fills in a run."""
         positions = self.positions
         before = positions.get(key, 0)
         positions[key] = before + signed_qty

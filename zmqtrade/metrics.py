@@ -27,7 +27,7 @@ reply carry (docs/reference/counters.md)."""
 
 
 class Histogram:
-    """Counts per bucket of nanosecond values; ``record`` is the only hot-path call."""
+    """Counts per bucket of nanosecond values; ``record`` is the hot-path call (and :class:`Rows`)."""
 
     __slots__ = ("counts",)
 
@@ -84,6 +84,7 @@ class Rows:
         try:
             buf.extend(row)
         except OverflowError:  # beyond a signed 64-bit word (a hostile stamp): clamped, as a record would
+            del buf[len(buf) - len(buf) % len(self._hists):]  # extend kept the values before the bad one
             buf.extend([min(max(ns, 0), TOP) for ns in row])
         if len(buf) >= self._limit:
             self.flush()

@@ -311,7 +311,7 @@ class OrderManager(Service):
         ledger = self.ledger
         fee = ledger.fees.of(qty, fill) if ledger.charging else 0.0
         signed, pos = qty if side == "BUY" else -qty, (strategy, symbol)
-        self._fills.append((pos, ledger.move(pos, signed), signed, fill, fee))  # booked once the reply is out
+        self._fills.append((pos, ledger.move(pos, signed), signed, fill, fee))  # booked later (BOOK_EVERY)
         self._records.append(journal.record(order_id, o, fill, recv_ts, fee))
         c["orders_filled"] += 1
         if self.log_fills:

@@ -12,7 +12,6 @@ class RiskBook:
     order rate."""
 
     def __init__(self, limits: Risk, positions: Mapping[tuple[str, str], int]) -> None:
-        self.limits = limits
         self.positions = positions  # the ledger's: booking a fill moves them
         self._buckets: dict[str, list[float]] = {}  # strategy -> [tokens, last refill ns]
         self._max_qty, self._max_position = limits.max_order_qty, limits.max_position

@@ -20,7 +20,9 @@ import zmq
 from zmqtrade import wire
 from zmqtrade.topology import is_loopback
 
-_NOBLOCK = int(zmq.NOBLOCK)  # ints: pyzmq's flag enums cost a microsecond
+_NOBLOCK, _RCVMORE = int(zmq.NOBLOCK), int(zmq.RCVMORE)  # ints: pyzmq's flag enums cost a microsecond
+_MORE_IN_FRAME = zmq.backend.Frame.__module__.startswith("zmq.backend.cython")
+"""pyzmq's Cython backend sets ``Frame.more`` as it receives; its CFFI backend (PyPy's) never does."""
 
 if TYPE_CHECKING:
     from zmqtrade.security import CurveOpts
@@ -227,8 +229,9 @@ def recv_routed(sock: zmq.Socket, max_frames: int, named: bool = False) -> tuple
     User-Id libzmq attaches under CURVE), else None.
 
     A routing id always has a frame after it. Each later frame is received as a Frame, whose
-    ``more`` libzmq reports in the same call: asking ``RCVMORE`` apart costs 1.3 us a frame
-    in pyzmq (recv_multipart, with its flag enums, twice that)."""
+    ``more`` the Cython backend reads in the same call: asking ``RCVMORE`` apart costs 1.3 us a
+    frame in pyzmq (recv_multipart, with its flag enums, twice that). The CFFI backend leaves
+    ``more`` unset, so there it is asked."""
     frames = [sock.recv(_NOBLOCK)]
     user = None
     while True:
@@ -237,5 +240,5 @@ def recv_routed(sock: zmq.Socket, max_frames: int, named: bool = False) -> tuple
             user = frame.get("User-Id")
         if len(frames) < max_frames:
             frames.append(frame.bytes)
-        if not frame.more:
+        if not (frame.more if _MORE_IN_FRAME else sock.get(_RCVMORE)):
             return frames, user

@@ -52,6 +52,7 @@ MAX_RESEND_DOUBLINGS = RESEND_SPAN.bit_length() - 1  # the re-send wait grows to
 BOOK_CHECK_NS = 50_000_000  # how often the book writer's liveness is looked at (it costs a syscall)
 NEVER = 1 << 62             # a re-send time no clock reaches: nothing pending
 _new = tuple.__new__
+FILLED = wire.FILLED
 
 
 class StrategyProcess(Service):
@@ -248,7 +249,7 @@ class StrategyProcess(Service):
                   else "unmatched_replies"] += 1
                 continue
             req, sent, _, tries = entry
-            if reply.filled:
+            if reply.status == FILLED:  # not .filled: a property is a Python call per reply
                 c["orders_acked"] += 1
                 self.acked.add(reply.clordid)
                 strategy.record_fill(req)
