@@ -22,7 +22,7 @@ VARIANTS: dict[str, tuple[tuple[str, Any], ...]] = {
     "no placement": (("placement", "none"),),
     "batch I/O threads": (("tuning.io_threads", "batch"),),
     "window 0 us": (("gateway.batch_window_us", 0),),
-    "window 300 us": (("gateway.batch_window_us", 300),),
+    "window 250 us": (("gateway.batch_window_us", 250),),
 }
 
 
