@@ -10,10 +10,11 @@ OFF = set(filter(None, os.environ.get("ZMQTRADE_BISECT_OFF", "").split(",")))
 def _patch() -> None:
     import gc
 
-    from zmqtrade import journal, metrics, ordermanager, risk, seqcheck, service
+    from zmqtrade import journal, metrics, orderlog, risk, seqcheck, service
 
     if "histograms" in OFF:
         metrics.Histogram.record = lambda self, ns: None
+        metrics.Rows.record = lambda self, row: None
     if "journal" in OFF:
         journal.Journal.append_lines = lambda self, lines: None
     if "risk" in OFF:
@@ -21,7 +22,7 @@ def _patch() -> None:
     if "sequence" in OFF:
         seqcheck.SeqCheck.see = lambda self, first, n=1: 0
     if "logs" in OFF:
-        ordermanager.OrderManager._format_log = lambda self: self._lines.clear()
+        orderlog.OrderLog.format = lambda self: self.lines.clear()
     if "progress" in OFF:  # heartbeats only: the launcher still sees the process alive
         orig = service.Service.report_progress
 
@@ -30,9 +31,7 @@ def _patch() -> None:
             orig(self)
         service.Service.report_progress = heartbeat_only
     if "gc" in OFF:
-        gc.disable()
-        service.gc.freeze = lambda: None
-        service.gc.collect = lambda *a: 0
+        gc.disable()  # the collect and freeze at start-up stay: they find nothing more to do
 
 
 def _run_module_as_main(mod_name: str, alter_argv: bool = True):  # noqa: ANN202
