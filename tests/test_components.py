@@ -530,6 +530,32 @@ def test_a_second_connection_with_a_clients_routing_id_gets_nothing_of_its_route
     assert c["orders_filled"] == 4
 
 
+def test_a_flooding_strategy_pushes_out_its_own_answers_not_its_neighbours(write_topology, component, book, ctx,
+                                                                           tmp_path):
+    """Past replies_kept, the strategy that holds the most answers loses its oldest: meanrev's
+    flood cannot make trend's re-sends too old to replay."""
+    om, ep = started_ordermanager(write_topology, component, book, tmp_path, replies_kept=32)
+    now = time.monotonic_ns
+    d = sockets.dealer(ctx, ep, "trend")
+    decided = {cid: now() for cid in (1, 2, 3)}
+    sides = {1: "BUY", 2: "SELL", 3: "BUY"}
+    first = [ask(d, order(cid, side=sides[cid], qty=1, decide_ts=decided[cid])) for cid in decided]
+    assert all(r.filled for r in first)
+    flood = sockets.dealer(ctx, ep, "meanrev")
+    flooded = {cid: now() for cid in range(1, 101)}
+    for cid, ts in flooded.items():  # rejects (qty 0) are answers too: 100 of them, past the 32 kept
+        assert not ask(flood, order(cid, strategy="meanrev", qty=0, decide_ts=ts)).filled
+    again = [ask(d, order(cid, side=sides[cid], qty=1, decide_ts=decided[cid])) for cid in decided]
+    assert again == first  # still remembered: the same answers, not fills
+    early = ask(flood, order(1, strategy="meanrev", qty=0, decide_ts=flooded[1]))
+    assert "too old to replay" in early.detail and "replies_kept" in early.detail  # its own went first
+    stats = om.stop()
+    d.close()
+    flood.close()
+    c = stats["counters"]
+    assert (c["orders_filled"], c["replies_forgotten_early"]) == (3, 103 - 32)
+
+
 def test_a_forged_order_id_cannot_make_a_strategys_orders_too_old(write_topology, component, book, ctx, tmp_path):
     """The poisoning repro: one order naming trend with the largest id, pushed out of the filter by
     rejects; later orders of trend, with any id, are still decided. The largest id is refused up

@@ -435,7 +435,7 @@ def test_a_cut_link_to_one_strategy_host_heals_and_the_other_trades_throughout(l
     data["duration_s"] = 0
     data["ordermanager"]["risk"] = {"max_order_qty": 10, "max_position": 1000, "max_orders_per_s": 100000}
     # Two PingPongs answer-chain some 30k orders/s: the duplicate filter must hold replies_kept_s (10 s) of
-    # answers, past its default bound of 131,072, or b's answers push out c's before c re-sends after the cut.
+    # answers, past its default bound of 131,072, or the bound, not the age, forgets answers (then counted).
     data["ordermanager"]["replies_kept"] = 500_000
     data["strategies"] = {name: {"host": h, "class": "pingpong:PingPong", "symbols": syms, "qty": 1,
                                  "order_timeout_s": 0.3}

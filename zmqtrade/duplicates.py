@@ -5,7 +5,9 @@ effect exactly once: a repeated (strategy, client order id) gets the original an
 second fill.
 
 It keeps answers for ``replies_kept_s`` (by when they were made: at least a strategy's longest
-re-send interval) and ``replies_kept`` of them at most (its memory bound). It forgets by age,
+re-send interval) and ``replies_kept`` of them at most (its memory bound). Past the bound, the
+strategy that holds the most answers loses its oldest: a strategy that floods the order manager
+pushes out its own answers, and a quieter neighbour keeps at least an equal share. It forgets by age,
 not by client order id: an order it holds no answer for is refused as too old to replay only if
 it was decided (its ``decide_ts``, which a re-send keeps) no later than the newest answer
 forgotten for that strategy. An id says nothing about age: when it did, one forged order with
@@ -24,7 +26,7 @@ Key = tuple[str, int]
 class DuplicateFilter:
     def __init__(self, keep_s: float, keep_max: int, counters: dict[str, int]) -> None:
         self.replies: dict[Key, list | tuple] = {}  # key -> reply fields
-        self.kept: deque[tuple[Key, int, int]] = deque()  # (key, age, answered at) ns, oldest first
+        self.kept: dict[str, deque[tuple[Key, int, int]]] = {}  # strategy -> (key, age, answered at) ns, oldest first
         self.keep_ns = int(keep_s * 1e9)
         self.keep_max = keep_max
         self.fresh: list[tuple[Key, list, int, int]] = []  # this commit's answers (key, reply, age, made), kept once sent
@@ -33,7 +35,7 @@ class DuplicateFilter:
         self.counters = counters
 
     def __len__(self) -> int:
-        return len(self.kept)
+        return sum(map(len, self.kept.values()))
 
     def too_old(self, strategy: str, decide_ts: int) -> bool:
         """An order decided no later than an answer this filter forgot: it cannot be told apart
@@ -69,24 +71,44 @@ class DuplicateFilter:
         front skips its deleted entries on every such call (a quarter of the CPU at 10k orders/s).
         """
         self.replies[key] = reply
-        self.kept.append((key, age_ns, now_ns))
+        self._queue(key[0]).append((key, age_ns, now_ns))
         self._forget(now_ns)
         return reply
 
+    def _queue(self, strategy: str) -> deque[tuple[Key, int, int]]:
+        q = self.kept.get(strategy)
+        if q is None:
+            q = self.kept[strategy] = deque()
+        return q
+
     def _forget(self, now_ns: int) -> None:
-        """Drop the answers past ``replies_kept_s`` at ``now_ns``, and the oldest past ``replies_kept``."""
-        replies, kept = self.replies, self.kept
+        """Drop the answers past ``replies_kept_s`` at ``now_ns``; then, past ``replies_kept``, the
+        oldest of the strategy that holds the most (the order manager knows only its topology's
+        strategies, so there are few queues to look at)."""
         horizon = now_ns - self.keep_ns
-        while kept and (kept[0][2] < horizon or len(replies) > self.keep_max):
-            old, age, made = kept.popleft()
-            del replies[old]
-            strategy = old[0]
-            if made >= horizon:
-                self.counters["replies_forgotten_early"] += 1  # the count bound, not the age, forgot it
-                if age > self.forgotten_early.get(strategy, -1):
-                    self.forgotten_early[strategy] = age
-            if age > self.forgotten.get(strategy, -1):
-                self.forgotten[strategy] = age
+        replies, forgotten = self.replies, self.forgotten
+        for strategy, q in self.kept.items():  # by age (the common case, inline: once per commit)
+            newest = -1
+            while q and q[0][2] < horizon:
+                old, age, _ = q.popleft()
+                del replies[old]
+                if age > newest:
+                    newest = age
+            if newest > forgotten.get(strategy, -1):
+                forgotten[strategy] = newest
+        while len(replies) > self.keep_max:
+            strategy, q = max(self.kept.items(), key=_held)
+            self._drop(strategy, q, horizon)
+
+    def _drop(self, strategy: str, q: deque[tuple[Key, int, int]], horizon: int) -> None:
+        old, age, made = q.popleft()
+        del self.replies[old]
+        if made >= horizon:
+            self.counters["replies_forgotten_early"] += 1  # the count bound, not the age, forgot it
+            if age > self.forgotten_early.get(strategy, -1):
+                self.forgotten_early[strategy] = age
+        if age > self.forgotten.get(strategy, -1):
+            self.forgotten[strategy] = age
 
     def stamp(self, sent_ns: int) -> None:
         """The sent time of this commit's answers (after the journal write)."""
@@ -100,6 +122,13 @@ class DuplicateFilter:
         replies, kept = self.replies, self.kept
         for key, reply, age_ns, now_ns in self.fresh:
             replies[key] = tuple(reply)
-            kept.append((key, age_ns, now_ns))
+            q = kept.get(key[0])  # _queue, inlined: a call per answer is a fifth of this loop
+            if q is None:
+                q = kept[key[0]] = deque()
+            q.append((key, age_ns, now_ns))
         self.fresh.clear()
         self._forget(now_ns)  # once per commit, at its newest answer's time
+
+
+def _held(item: tuple[str, deque]) -> int:
+    return len(item[1])
