@@ -18,8 +18,7 @@ average prices, realized PnL, fees), which it reports as the run's results, and 
 positions when it starts (POSITIONS_ASK, answered with POSITIONS, before the stack starts streaming too),
 so a restarted strategy resumes instead of starting flat. Orders are accepted from every strategy of the
 topology, ``external`` ones included. A PING is answered with a PONG and changes nothing: a strategy that
-orders rarely sends one when its order path has been quiet for ``keep_warm_ms``, so the next order finds
-warm threads.
+orders rarely sends one when quiet for ``keep_warm_ms``, so its next order finds warm threads.
 
 A restarted order manager rebuilds from the journal before it binds: the ledger, the next order id, and
 the duplicate filter (so an order filled just before a crash and re-sent gets its original fill). It
@@ -35,7 +34,7 @@ from typing import Sequence
 
 import zmq
 
-from zmqtrade import checkpoint, clock, journal, sockets, wire
+from zmqtrade import checkpoint, clock, fastwire, journal, sockets, wire
 from zmqtrade.book import Book, segment_name
 from zmqtrade.duplicates import DuplicateFilter
 from zmqtrade.journal import FILENAME, Journal, JournalError, Position
@@ -59,8 +58,7 @@ the first order of a long queue does not wait for the last (unbounded batches sh
 p99 of 30-200 ms after a stall)."""
 CLORDID_AHEAD_NS = 60 * 10**9
 """How far a client order id may be ahead of this clock (ids count up from CLOCK_MONOTONIC in ns, one
-per order: no client gets ahead of the clock by sending). The margin covers clock offsets between
-hosts."""
+per order: no client gets ahead of the clock by sending). The margin covers clock offsets between hosts."""
 SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)  # ints: pyzmq's flag enums cost a microsecond per or
 
 
@@ -211,48 +209,20 @@ class OrderManager(Service):
         return [cid, wire.REJECTED, 0, reason, recv_ts, clock.now_ns()]
 
     def handle(self, frames: list[bytes], sender: str | None = None) -> None:
-        """Decide every order of one message; its replies wait in ``_out`` for :meth:`commit`.
-
-        A message is one ORDER or an ORDERS batch (what a client produced in one wake-up);
-        it is answered with one REPLY or one REPLIES message holding a reply per order, in order.
-        ``sender`` is the name of the client's CURVE key (None without CURVE): an order may only
-        name its sender as its strategy.
-        """
+        """Decide every order of one ORDER or ORDERS (what a client produced in one wake-up); the
+        replies, one per order in order, wait in ``_out`` for :meth:`commit`. ``sender`` is the name
+        of the client's CURVE key (None without CURVE): an order may only name it as its strategy."""
         c = self.counters
         recv_ts = clock.now_ns()
-        identity = frames[0]
-        batch = False  # an ORDERS is answered with one REPLIES, whatever it held
-        try:
-            if len(frames) != 2:
-                raise wire.WireError("expected one body frame after the routing id, got "
-                                     + (f"{len(frames) - 1}" if len(frames) < MAX_FRAMES else "more"))
-            kind, fields = wire.unpack(frames[1])
-            if kind is wire.Kind.ORDER:
-                items: tuple = (fields,)
-            elif kind is wire.Kind.ORDERS:
-                batch = True
-                items = wire.as_batch(fields)
-            elif kind is wire.Kind.PING:  # a quiet client keeping its order path warm: answered, nothing kept
-                self._out.append((identity, wire.encode_pong(wire.as_ping(fields)), None))
-                c["pings_answered"] += 1
-                return
-            elif kind is wire.Kind.POSITIONS_ASK:
-                self._out.append((identity, self._positions(fields, sender), None))
-                return
-            else:
-                raise wire.WireError(f"expected an ORDER, ORDERS, PING or POSITIONS_ASK, got {kind.name}")
-        except wire.WireError as exc:
-            c["orders_received"] += 1
-            c["malformed_messages"] += 1
-            cid = wire.order_clordid(frames[1]) if len(frames) == 2 and not batch else None
-            self._out.append((identity, [self._reject(cid if cid is not None else -1, f"malformed: {exc}",
-                                                      recv_ts, "from a client")], batch))
+        message = fastwire.orders(frames[1]) if len(frames) == 2 else None  # well-formed, decoded in C
+        if message is None and (message := self._checked(frames, sender, recv_ts)) is None:
             return
+        batch, items = message  # an ORDERS is answered with one REPLIES, whatever it held
         replies: list[list | tuple] = []
         for item in items:
             c["orders_received"] += 1
             try:
-                o = wire.as_order(item)
+                o = item if type(item) is wire.Order else wire.as_order(item)
             except wire.WireError as exc:
                 c["malformed_messages"] += 1
                 cid = item[0] if type(item) is tuple and item and type(item[0]) is int else -1
@@ -264,7 +234,37 @@ class OrderManager(Service):
                                             f"(its key is {sender!r})", recv_ts, f"from {sender}"))
                 continue
             replies.append(self.decide(o, recv_ts))
-        self._out.append((identity, replies, batch))
+        self._out.append((frames[0], replies, batch))
+
+    def _checked(self, frames: list[bytes], sender: str | None, recv_ts: int) -> tuple[bool, tuple] | None:
+        """A body :mod:`zmqtrade.fastwire` did not take, decoded by the checked decoders (they say what
+        is wrong): an ORDER's or ORDERS' (batch, items), or None once anything else is answered."""
+        identity = frames[0]
+        batch = False
+        try:
+            if len(frames) != 2:
+                raise wire.WireError("expected one body frame after the routing id, got "
+                                     + (f"{len(frames) - 1}" if len(frames) < MAX_FRAMES else "more"))
+            kind, fields = wire.unpack(frames[1])
+            if kind is wire.Kind.ORDER:
+                return False, (fields,)
+            if kind is wire.Kind.ORDERS:
+                batch = True
+                return True, wire.as_batch(fields)
+            if kind is wire.Kind.PING:  # a quiet client keeping its order path warm: answered, nothing kept
+                self._out.append((identity, wire.encode_pong(wire.as_ping(fields)), None))
+                self.counters["pings_answered"] += 1
+            elif kind is wire.Kind.POSITIONS_ASK:
+                self._out.append((identity, self._positions(fields, sender), None))
+            else:
+                raise wire.WireError(f"expected an ORDER, ORDERS, PING or POSITIONS_ASK, got {kind.name}")
+        except wire.WireError as exc:
+            self.counters["orders_received"] += 1
+            self.counters["malformed_messages"] += 1
+            cid = wire.order_clordid(frames[1]) if len(frames) == 2 and not batch else None
+            self._out.append((identity, [self._reject(cid if cid is not None else -1, f"malformed: {exc}",
+                                                      recv_ts, "from a client")], batch))
+        return None
 
     def _positions(self, fields: tuple, sender: str | None) -> bytes:
         """The answer to a POSITIONS_ASK (sent after this wake-up's journal write, like a reply,

@@ -211,7 +211,7 @@ class Service:
 
     def drain_each(self, sock: zmq.Socket, decoders: Mapping[wire.Kind, Callable[[tuple], Any]],
                    handle: Callable[[Any], None], limit: int = 4096, seq: SeqCheck | None = None,
-                   resync_now: bool = True) -> wire.Eos | None:
+                   resync_now: bool = True, fast: Callable[[bytes], Any] | None = None) -> wire.Eos | None:
         """Read what is queued on a socket, handing each message decoded by ``decoders`` to
         ``handle`` as it arrives (before asking the socket for the next: that ask, when nothing
         is left, is a syscall and an exception, which need not delay the first message);
@@ -220,7 +220,8 @@ class Service:
         Malformed or unexpected bodies are counted, never raised. A WELCOME after the first means
         we reconnected (``resubscribed``); if it opens a new session, ``seq`` starts counting
         afresh at once (``resync_now``: ``handle`` checks each message in order), or the drain
-        ends there.
+        ends there. ``fast`` (a :mod:`zmqtrade.fastwire` decoder, for a stream without sequence
+        numbers) decodes the common shapes first, returning None for what ``decoders`` must see.
         """
         eos: wire.Eos | None = None
         c = self.counters
@@ -236,6 +237,9 @@ class Service:
                 if poller is not None:
                     poller.settled(sock)
                 return eos
+            if fast is not None and (value := fast(body)) is not None:
+                handle(value)
+                continue
             try:
                 k, fields = wire.unpack(body)
                 decode = decoders.get(k)

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import zmq
 
-from zmqtrade import clock, metrics, sockets, wire
+from zmqtrade import clock, fastwire, metrics, sockets, wire
 from zmqtrade.bell import BellReader
 from zmqtrade.book import Book
 from zmqtrade.errors import ResourceError
@@ -235,7 +235,7 @@ class StrategyProcess(Service):
         return max(0, min(100, (due - now) // 1_000_000 + 1))
 
     def on_replies(self) -> None:
-        self.drain_each(self.orders, REPLIES, self.on_reply_message)
+        self.drain_each(self.orders, REPLIES, self.on_reply_message, fast=fastwire.replies)
 
     def on_reply_message(self, replies: tuple[wire.Reply, ...]) -> None:
         """The replies of one message, as soon as it is in hand: its arrival is the ack time."""

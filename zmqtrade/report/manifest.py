@@ -68,11 +68,13 @@ def transport(topo: Topology) -> str:
 
 def versions() -> dict[str, str]:
     import msgpack
+    import msgspec
     import numpy
     import zmq
 
     out = {"zmqtrade": _version(), "python": platform.python_version(), "pyzmq": zmq.__version__,
-           "libzmq": zmq.zmq_version(), "msgpack": ".".join(map(str, msgpack.version)), "numpy": numpy.__version__}
+           "libzmq": zmq.zmq_version(), "msgpack": ".".join(map(str, msgpack.version)),
+           "msgspec": msgspec.__version__, "numpy": numpy.__version__}
     commit = git_commit()
     if commit:
         out["git"] = commit
