@@ -476,6 +476,19 @@ def test_encoders_write_what_msgpack_writes(value):
     assert wire._pack(value) == msgpack.packb(value, use_bin_type=True)
 
 
+@pytest.mark.parametrize("body", [
+    pack(int(Kind.ORDER), VERSION, 7, "s", "A" * MAX_BODY, "BUY", 1, 100.0, 1, 2, 3, 4),
+    pack(int(Kind.ORDERS), VERSION, [[7, "s", "A" * (MAX_BODY // 2), "BUY", 1, 1.0, 1, 2, 3, 4]] * 2),
+    pack(int(Kind.REPLY), VERSION, 7, wire.REJECTED, 0, "r" * MAX_BODY, 1, 2)])
+def test_a_body_over_the_limit_is_refused_on_both_paths(body):
+    """Sockets let a little over MAX_BODY through (MAXMSGSIZE has room for framing): the C
+    decoders refuse it too, so it is rejected with the checked path's reason."""
+    assert MAX_BODY < len(body) < MAX_BODY + 1024
+    assert fastwire.orders(body) is None and fastwire.replies(body) is None
+    with pytest.raises(WireError, match="exceeds"):
+        wire.unpack(body)
+
+
 def test_an_encoder_falls_back_to_msgpack_for_what_msgspec_refuses():
     class Side(str):  # a strategy's own str subclass
         pass

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union
 import msgspec
 
 from zmqtrade.messages import FILLED, REJECTED, Order, Reply
-from zmqtrade.wire import _K_ORDER, _K_ORDERS, _K_REPLIES, _K_REPLY, MAX_BATCH, VERSION
+from zmqtrade.wire import _K_ORDER, _K_ORDERS, _K_REPLIES, _K_REPLY, MAX_BATCH, MAX_BODY, VERSION
 
 _INF = math.inf
 _new = tuple.__new__
@@ -49,7 +49,7 @@ _FIXARRAY_12, _FIXARRAY_8, _FIXARRAY_3 = 0x9C, 0x98, 0x93
 def orders(body: bytes) -> tuple[bool, tuple[Order, ...]] | None:
     """A well-formed ORDER's or ORDERS' orders, and whether it was an ORDERS (answered with one
     REPLIES whatever it held); None for any other body."""
-    if len(body) < 2:
+    if not 2 <= len(body) <= MAX_BODY:  # a socket lets a little more through; wire.unpack refuses it
         return None
     head, kind = body[0], body[1]
     try:
@@ -74,7 +74,7 @@ def _reply_ok(r: tuple) -> bool:
 
 def replies(body: bytes) -> tuple[Reply, ...] | None:
     """A well-formed REPLY's or REPLIES' replies; None for any other body."""
-    if len(body) < 2:
+    if not 2 <= len(body) <= MAX_BODY:  # a socket lets a little more through; wire.unpack refuses it
         return None
     head, kind = body[0], body[1]
     try:

@@ -83,8 +83,11 @@ _msgpack_pack = msgpack.Packer(use_bin_type=True).pack
 
 
 def _pack(obj: Any) -> bytes:
-    """msgspec's encoder (half msgpack's time for an order or a batch of replies; the same bytes),
-    and msgpack's for a value msgspec refuses (a str subclass a strategy made, say)."""
+    """msgspec's encoder (half msgpack's time for an order or a batch of replies; the same bytes
+    for every value msgpack packs), and msgpack's for a value msgspec refuses (a str subclass a
+    strategy made, say). A few types msgpack refused msgspec packs (a Decimal as a string, a set
+    as an array): a strategy's order with such a qty is then refused by the order manager, with
+    its reason, instead of raising in the strategy."""
     try:
         return _encode(obj)
     except TypeError:
