@@ -43,7 +43,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[list[str]], Any], str], ...] = (
 def machine() -> str:
     m, v = manifest.machine(), manifest.versions()
     return (f"{m['cpus']} x {m['cpu_model'] or 'unknown CPU'}, Linux {m['kernel']}, Python {v['python']}, "
-            f"pyzmq {v['pyzmq']} (libzmq {v['libzmq']}), msgpack {v['msgpack']}, numpy {v['numpy']}")
+            f"pyzmq {v['pyzmq']} (libzmq {v['libzmq']}), msgpack {v['msgpack']}, msgspec {v['msgspec']}, numpy {v['numpy']}")
 
 
 def capture(fn: Callable[[list[str]], Any], argv: list[str]) -> tuple[Any, str]:
