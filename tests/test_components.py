@@ -360,9 +360,11 @@ def test_strategy_reads_the_book_on_doorbell_and_stamps_orders(write_topology, c
                                                           doorbell=doorbell, qty=7, book_max_age_s=60)
 
     aapl, msft = book.index["AAPL"], book.index["MSFT"]
-    ring(1, [msft])                                       # never written: skipped
+    # the write beats with its made-up time (a stale book): beat again before any ring, so no
+    # doorbell can be read while the book looks stale (its verdict is kept for 50 ms)
     book.write(aapl, 99.0, 101.0, 100.0, 5, 42, 123_456, 654_321)
-    book.heartbeat()  # the write beat with its made-up time
+    book.heartbeat()
+    ring(1, [msft])                                       # never written: skipped
     ring(2, [aapl, book.index["GOOG"]])                   # GOOG is not this strategy's
     assert router.poll(10_000)
     identity, body = router.recv_multipart()
