@@ -71,7 +71,8 @@ def test_repeat_runs_each_point_again_and_marks_differences_within_noise(launch,
     base = tmp_path / "rep"
     ports = [f"--set={k}=tcp://127.0.0.1:*" for k in
              ("control", "gateway.prices", "gateway.news", "orderbook.doorbell", "ordermanager.endpoint")]
-    run = launch(str(ROOT / "topology.yaml"), *ports, "--repeat", "2", "--duration", "1", "--run-dir", str(base), "-q")
+    run = launch(str(ROOT / "topology.yaml"), *ports, "--repeat", "2", "--duration", "1", "--run-dir", str(base), "-q",
+                 "--set", "report.html=false")  # the comparison is what this test reads
     assert run.finish(timeout=120) == 0, run.output + run.stderr
     assert sorted(p.name for p in base.iterdir() if p.is_dir()) == ["01-default-base-r1", "01-default-base-r2"]
     table = (base / "comparison.txt").read_text()
@@ -219,7 +220,8 @@ def test_live_table_on_a_terminal(tmp_path):
 
     master, slave = os.openpty()
     proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), str(ROOT / "topologies" / "many_strategies.yaml"),
-                             "--duration", "2.5", "--run-dir", str(tmp_path / "run"), "-q"],
+                             "--duration", "2.5", "--run-dir", str(tmp_path / "run"), "-q",
+                             "--set", "report.html=false"],
                             stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
     os.close(slave)
     out = b""
@@ -243,7 +245,8 @@ def test_live_table_on_a_terminal(tmp_path):
 
 
 def test_plain_progress_lines_when_not_a_terminal(launch, tmp_path):
-    run = launch(str(ROOT / "topologies" / "csv_replay.yaml"), "--duration", "6", "--run-dir", str(tmp_path / "run"), "-q")
+    run = launch(str(ROOT / "topologies" / "csv_replay.yaml"), "--duration", "6", "--run-dir", str(tmp_path / "run"),
+                 "-q", "--set", "report.html=false")
     assert run.finish() == 0, run.output + run.stderr
     lines = [line for line in run.lines if line.startswith("progress |")]
     assert lines and re.search(r"gateway [\d,]+/s cpu \d+%", lines[0])

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,6 +73,13 @@ def test_stack_runs_and_counts_agree(launch, write_topology, tmp_path):
     if len(os.sched_getaffinity(0)) >= 2:  # placement: auto, the price path on one CPU, the order path apart
         assert procs["gateway"]["cpus"] == procs["orderbook"]["cpus"] and len(procs["gateway"]["cpus"]) == 1
         assert not set(procs["gateway"]["cpus"]) & set(procs["trend"]["cpus"] + procs["ordermanager"]["cpus"])
+    # report.html: false (the tests' topology): no page at the end, and `zmqtrade report` draws it later
+    assert not (run_dir / "report.html").exists() and "report.html" not in run.output
+    drawn = subprocess.run([sys.executable, "-m", "zmqtrade", "report", str(run_dir)], capture_output=True, text=True,
+                           timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    page = (run_dir / "report.html").read_text()
+    assert page.count("<svg") == 6 and "<h2>Results</h2>" in page  # cpu, rss, rates, percentiles, hops, PnL
 
 
 def test_ipc_transport_and_verbose_order_lines(launch, write_topology, tmp_path):
@@ -293,7 +302,7 @@ def test_a_crash_that_a_restart_recovers_still_fails_the_run_with_its_own_code(l
         "            raise RuntimeError('flaky strategy raised on purpose')\n"
         "        return []\n")
     topo = write_topology({"strategies": {"meanrev": {"class": "flakystrat:Flaky"}},
-                           "supervision": {"restart": {"backoff_s": 0.1}}})
+                           "supervision": {"restart": {"backoff_s": 0.1}}, "report": {"html": True}})
     run_dir = tmp_path / "run"
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "3", "-q")

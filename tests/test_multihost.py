@@ -162,8 +162,11 @@ def hosts() -> Iterator[netns.Hosts]:
         yield h
 
 
-def start_pair(launch, hosts: netns.Hosts, tmp_path: Path, topo: Path, *extra: str, env: dict | None = None):
-    common = ["--set", f"hosts.a={hosts.addr_a}", "--set", f"hosts.b={hosts.addr_b}", "-q", *extra]
+def start_pair(launch, hosts: netns.Hosts, tmp_path: Path, topo: Path, *extra: str, env: dict | None = None,
+               html: bool = False):
+    """Host b's launcher, then a's (the lead); report.html drawn only where the test reads it."""
+    common = ["--set", f"hosts.a={hosts.addr_a}", "--set", f"hosts.b={hosts.addr_b}", "-q",
+              "--set", f"report.html={str(html).lower()}", *extra]
     b = launch(str(topo), "--host", "b", "--run-dir", str(tmp_path / "b"), *common,
                prefix=hosts.exec_in(hosts.ns_b), env=env)
     a = launch(str(topo), "--host", "a", "--run-dir", str(tmp_path / "a"), *common,
@@ -172,7 +175,8 @@ def start_pair(launch, hosts: netns.Hosts, tmp_path: Path, topo: Path, *extra: s
 
 
 def test_two_hosts_trade_and_the_lead_reports_both(launch, hosts, tmp_path):
-    a, b = start_pair(launch, hosts, tmp_path, EXAMPLE, "--duration", "3", "--set", "gateway.rate=2000")
+    a, b = start_pair(launch, hosts, tmp_path, EXAMPLE, "--duration", "3", "--set", "gateway.rate=2000",
+                      html=True)
     assert a.finish(120) == 0, a.output + a.stderr
     assert b.finish(60) == 0, b.output + b.stderr
     report = json.loads((tmp_path / "a" / "report.json").read_text())
@@ -396,7 +400,8 @@ def star() -> Iterator[netns.Star]:
 
 
 def start_three(launch, star: netns.Star, tmp_path: Path, topo: Path, *extra: str, env: dict | None = None):
-    common = [arg for h in star.addr for arg in ("--set", f"hosts.{h}={star.addr[h]}")] + ["-q", *extra]
+    common = [arg for h in star.addr for arg in ("--set", f"hosts.{h}={star.addr[h]}")] + \
+        ["-q", "--set", "report.html=false", *extra]  # the tests read report.json
     peers = [launch(str(topo), "--host", h, "--run-dir", str(tmp_path / h), *common, prefix=star.exec_in(h), env=env)
              for h in ("b", "c")]
     lead = launch(str(topo), "--host", "a", "--run-dir", str(tmp_path / "a"), *common, prefix=star.exec_in("a"),

@@ -69,8 +69,13 @@ class Outputs:
             log.error("report not written to %s (%s); free space there", self.run_dir, exc.strerror)
             return False
         print(f"\nreport: {self.run_dir / 'report.json'}", flush=True)
-        # Drawn by a process of its own: matplotlib would stay in this one, and a sweep's next
-        # points would measure a launcher ~45 MB bigger than the first point's.
+        if self.topo.report.html:
+            self._draw_html()
+        return True
+
+    def _draw_html(self) -> None:
+        """report.html, drawn by a process of its own: matplotlib would stay in this one, and a
+        sweep's next points would measure a launcher ~45 MB bigger than the first point's."""
         try:
             drawn = subprocess.run([*module_argv("report.html"), str(self.run_dir)], capture_output=True, text=True,
                                    timeout=REPORT_HTML_TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -80,4 +85,3 @@ class Outputs:
             print(f"        {drawn.stdout.strip()}", flush=True)
         else:  # the run's data are written; a page that failed to draw is no failure
             log.warning("report.html not written: %s", (drawn.stderr.strip().splitlines() or ["?"])[-1])
-        return True

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import csv
 import html
-import io
 import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from zmqtrade.report.figures import figure, legend, log_axis, new_figure, svg
 from zmqtrade.report.live import RATE_COUNTER, rate_between
 from zmqtrade.report.summary import FEW, manifest_lines, percentile_cell
 from zmqtrade.topology import BIND_KEYS
@@ -31,41 +31,15 @@ tr:nth-child(even) td { background: #fafafa; } .plots { display: flex; flex-wrap
 """
 
 
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prologue: inline SVG in HTML
-
-
-def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
 KIND_ORDER = ("gateway", "orderbook", "strategy", "ordermanager")
 
 
 def rates_plot(rates: dict[str, tuple[list[float], list[float]]], kinds: dict[str, str]) -> str:
     """Messages per second, one panel per process kind (each on its own scale: the order
     manager's dozen a second is not flattened against the gateway's thousands)."""
-    import matplotlib.pyplot as plt
-
     present = [k for k in KIND_ORDER if any(kinds.get(n) == k for n in rates)]
-    fig, axes = plt.subplots(max(1, len(present)), 1, figsize=(6.4, 1.3 + 1.1 * max(1, len(present))), sharex=True,
-                             squeeze=False)
+    fig = new_figure(6.4, 1.3 + 1.1 * max(1, len(present)))
+    axes = fig.subplots(max(1, len(present)), 1, sharex=True, squeeze=False)
     axes[0][0].set_title("Message rates over time, per kind")
     for row, kind in zip(axes, present):
         ax = row[0]
@@ -75,16 +49,16 @@ def rates_plot(rates: dict[str, tuple[list[float], list[float]]], kinds: dict[st
         ax.set_ylabel(f"{RATE_COUNTER[kind].replace('_', ' ')}\n/ s", fontsize=7)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        _legend(ax, outside=True)
+        legend(ax, outside=True)
     axes[-1][0].set_xlabel("seconds since launch")
-    return _svg(fig)
+    return svg(fig)
 
 
 def hops_plot(latency: dict[str, Any]) -> str:
     """p50 and p99 of each hop side by side on a log axis, each bar labelled with its value."""
     hops = [h for h in ("tick_to_book", "book_to_decision", "order_to_om", "om_process", "reply_to_strategy")
             if latency.get(h, {}).get("count")]
-    fig, ax = _figure("Per-hop latency, p50 and p99", "hop", "us (log scale)")
+    fig, ax = figure("Per-hop latency, p50 and p99", "hop", "us (log scale)")
     if hops:
         xs = range(len(hops))
         for offset, q in ((-0.2, "p50"), (0.2, "p99")):
@@ -93,21 +67,11 @@ def hops_plot(latency: dict[str, Any]) -> str:
             for bar, v in zip(bars, values):
                 ax.annotate(f"{v:.0f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
         ax.set_yscale("log")
+        log_axis(ax.yaxis)
         ax.set_xticks(list(xs))
         ax.set_xticklabels(hops, rotation=20, fontsize=8)
-        _legend(ax)
-    return _svg(fig)
-
-
-def _legend(ax: Any, ncol: int = 1, outside: bool = False) -> None:
-    """A legend when something is labelled (a run that never streamed draws nothing, and
-    matplotlib warns about an empty legend); ``outside`` the axes, right of them, so it covers
-    no data (for plots with a line per process)."""
-    if ax.get_legend_handles_labels()[0]:
-        if outside:
-            ax.legend(fontsize=7, ncol=ncol, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        else:
-            ax.legend(fontsize=8, ncol=ncol)
+        legend(ax)
+    return svg(fig)
 
 
 def _resources(run_dir: Path) -> dict[str, dict[str, list[float]]]:
@@ -159,7 +123,7 @@ def broken_at_restarts(ts: list[float], ys: list[float], lives: list[dict[str, A
 def timeline_plot(procs: dict[str, Any], events: list[dict[str, Any]], window: list[float] | None) -> str:
     """Each process's lives as bars (red: ended unexpectedly), supervision events and faults as marks."""
     names = [n for n, p in procs.items() if p.get("lives")]
-    fig, ax = _figure("Supervision: lives and events", "seconds since launch", "")
+    fig, ax = figure("Supervision: lives and events", "seconds since launch", "")
     end = window[1] if window else 0.0
     for life in (l for n in names for l in procs[n]["lives"]):
         end = max(end, life["ended_s"] or 0.0, life["started_s"])
@@ -178,7 +142,7 @@ def timeline_plot(procs: dict[str, Any], events: list[dict[str, Any]], window: l
     ax.set_yticklabels(names, fontsize=8)
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.grid(True, axis="x", alpha=0.3)
-    return _svg(fig)
+    return svg(fig)
 
 
 PERCENTILE_TICKS = ((2, "50%"), (10, "90%"), (100, "99%"), (1000, "99.9%"), (10000, "99.99%"))
@@ -188,22 +152,24 @@ PERCENTILE_TICKS = ((2, "50%"), (10, "90%"), (100, "99%"), (1000, "99.9%"), (100
 def pnl_plot(strategies: dict[str, Any], window: list[float] | None) -> str:
     """Each strategy's net PnL over the run (open positions marked at the book's mid), from the
     order manager's progress reports."""
-    fig, ax = _figure("Net PnL over time, per strategy", "seconds since launch", "net PnL")
+    fig, ax = figure("Net PnL over time, per strategy", "seconds since launch", "net PnL")
     for name, r in strategies.items():
         points = r.get("pnl_over_time") or []
         ax.plot([t for t, _ in points], [v for _, v in points], label=name)
     ax.axhline(0, color="#888", linewidth=0.8)
     if window:
         ax.axvspan(0, window[0], color="#888", alpha=0.12, label="start-up")
-    _legend(ax, outside=True)
-    return _svg(fig)
+    legend(ax, outside=True)
+    return svg(fig)
 
 
 def percentile_plot(curves: dict[str, list[list[float]]], title: str) -> str:
     """Latency by percentile (HdrHistogram style), runs overlaid: x is 1 / (1 - q) on a log axis,
     so 50%, 90%, 99%, 99.9% and 99.99% are evenly spaced and the tail is not squeezed into the
     top of a CDF; y (log) is microseconds. Each curve stops at the percentile its samples reach."""
-    fig, ax = _figure(title, "percentile", "latency (us, log scale)")
+    from matplotlib.ticker import NullLocator
+
+    fig, ax = figure(title, "percentile", "latency (us, log scale)")
     reach = 2.0
     for label, pts in curves.items():
         total = sum(n for _, n in pts)
@@ -221,13 +187,14 @@ def percentile_plot(curves: dict[str, list[list[float]]], title: str) -> str:
         reach = max(reach, total)  # beyond 1 / (1 - (n-1)/n) = n a curve has nothing to say
     ax.set_xscale("log")
     ax.set_yscale("log")
+    log_axis(ax.yaxis)
     ticks = [(x, t) for x, t in PERCENTILE_TICKS if x <= reach * 1.01] or list(PERCENTILE_TICKS[:1])
     ax.set_xticks([x for x, _ in ticks])
     ax.set_xticklabels([t for _, t in ticks])
     ax.set_xlim(1, max(x for x, _ in ticks) * 1.5)
-    ax.minorticks_off()
-    _legend(ax)
-    return _svg(fig)
+    ax.xaxis.set_minor_locator(NullLocator())  # the percentile ticks only; y keeps its minor labels
+    legend(ax)
+    return svg(fig)
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -249,7 +216,7 @@ def render(run_dir: str | Path) -> Path:
     window = rep.get("window_s")
     plots = []
     for key, ylabel, title in (("cpu", "CPU % (100 = one core)", "CPU over time"), ("rss", "RSS MB", "Memory over time")):
-        fig, ax = _figure(title, "seconds since launch", ylabel)
+        fig, ax = figure(title, "seconds since launch", ylabel)
         top = 0.0
         for name, s in res.items():
             ts, ys = broken_at_restarts(s["t"], s[key], procs.get(name, {}).get("lives") or [])
@@ -262,8 +229,8 @@ def render(run_dir: str | Path) -> Path:
             ax.axvspan(window[1], end, color="#888", alpha=0.12)
             if top > 0:
                 ax.set_ylim(0, top * 1.25)
-        _legend(ax, outside=True)
-        plots.append(_svg(fig))
+        legend(ax, outside=True)
+        plots.append(svg(fig))
     if any(len(p.get("lives") or []) > 1 for p in procs.values()) or rep.get("events"):
         plots.append(timeline_plot(procs, rep.get("events") or [], window))
     plots.append(rates_plot(_rates(run_dir, kinds), kinds))

@@ -233,6 +233,9 @@ class Tuning:
 @dataclass(frozen=True)
 class Report:
     sample_interval_s: float = field(default=0.5, metadata=v.key("sample_interval_s", check=v.positive))
+    html: bool = True
+    """Draw report.html at the end of the run. ``false`` saves a second or two a run where nobody
+    opens the page (CI, test suites, long sweeps); ``zmqtrade report RUN_DIR`` draws it later."""
 
 
 @dataclass(frozen=True)
