@@ -378,6 +378,44 @@ def test_launchers_talk_under_curve_and_refuse_an_unlisted_key(tmp_path, launch)
     assert report["processes"]["orderbook"]["host"] == "b"
 
 
+def test_three_hosts_under_curve_each_book_subscribes_with_a_key_of_its_own(tmp_path, launch):
+    """Several orderbooks under CURVE, end to end (one machine under three names): orderbook-b
+    and orderbook-c each subscribe to the gateway with their own key pair, each strategy reads
+    its own host's book, and nothing is refused."""
+    data = yaml.safe_load((ROOT / "topologies" / "three_hosts.yaml").read_text())
+    data["hosts"] = {h: "127.0.0.1" for h in ("a", "b", "c")}
+    data["gateway"].update(prices="tcp://{host}:*", news="tcp://{host}:*", rate=1000)
+    data["ordermanager"]["endpoint"] = "tcp://{host}:*"
+    data["lead_endpoint"] = f"tcp://{{host}}:{free_port()}"
+    data["duration_s"] = 2
+    data["security"] = {"curve": True, "keys": "keys"}
+    data["report"] = {"html": False}
+    path = tmp_path / "three.yaml"
+    path.write_text(yaml.safe_dump(data))
+    made = subprocess.run([sys.executable, "-m", "zmqtrade", "keys", str(tmp_path / "keys"), "--topology", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert {"orderbook-b.key", "orderbook-c.key"} <= {k.name for k in (tmp_path / "keys").iterdir()}
+    lead = launch(str(path), "--host", "a", "--run-dir", str(tmp_path / "a"), "-q")
+    lead.wait_for("waiting for", 60)
+    peers = [launch(str(path), "--host", h, "--run-dir", str(tmp_path / h), "-q") for h in ("b", "c")]
+    assert lead.finish(120) == 0, lead.output + lead.stderr
+    for peer in peers:
+        assert peer.finish(60) == 0, peer.output + peer.stderr
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    procs = report["processes"]
+    assert (procs["orderbook-b"]["host"], procs["orderbook-c"]["host"]) == ("b", "c")
+    for book in ("orderbook-b", "orderbook-c"):
+        c = procs[book]["counters"]
+        assert c["ticks_applied"] > 0 and c["tick_gaps"] == 0, (book, c)
+    assert procs["trend"]["counters"]["quotes_read"] > 0 and procs["meanrev"]["counters"]["quotes_read"] > 0
+    c = report["counters"]
+    assert c["orders_acked"] > 0 and c["orders_acked"] + c["orders_rejected"] == c["orders_sent"]
+    assert c["malformed_messages"] == 0
+    for log in tmp_path.glob("[abc]/*.log"):
+        assert "refused a CURVE client" not in log.read_text(), log
+
+
 def test_a_refused_peer_exits_1_and_the_lead_stops_cleanly_on_ctrl_c(tmp_path, launch):
     path, _ = one_machine_two_hosts(tmp_path, curve=False)
     a = launch(str(path), "--host", "a", "--run-dir", str(tmp_path / "a"), "-q")
