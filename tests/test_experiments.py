@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +158,11 @@ def test_plugin_fails_a_test_whose_process_exits_unexpectedly_unless_the_test_al
     assert "unexpected process exit(s)" in out and "trend:" in out
     assert "RuntimeError: flaky strategy gave up at quote 50" in out  # its log tail, in the test's report
     assert "without a report" in out and "did you mean 'rate'?" in out
+    # report.html only where a test failed: test_unaware's run gets its page, named in the report
+    pages = [line for line in out.splitlines() if line.endswith("report.html")]
+    assert len(pages) == 1 and Path(pages[0]).is_file() and "test_unaware" in pages[0], out
+    runs = [p.parent for p in pytester.path.rglob("zmqtrade-run-*/report.json")]
+    assert len(runs) == 2 and [r for r in runs if (r / "report.html").exists()] == [Path(pages[0]).parent]
 
 
 def test_the_fixture_reference_example_passes_in_a_project_outside_the_repository(pytester):

@@ -20,6 +20,10 @@ topology or ended without a report, and any process that failed or exited unexpe
 one a restart recovered), with its reason and last log lines. A test about failures says which
 processes may fail: ``allow_failures=["trend"]`` (or ``True`` for any).
 
+A run draws no report.html (1.5-2 s each) unless the test fails: then every finished run of
+the test gets its page, and the failure report names them. A topology or ``set`` that says
+``report.html`` (true or false) is obeyed instead.
+
 Registered through the ``pytest11`` entry point, so installing zmqtrade is enough. Every
 endpoint of the topology is moved to a port the OS picks (or, with ``transport="ipc"``, to a
 socket file in the test's tmp dir), so tests never collide; a multi-host topology runs with
@@ -40,6 +44,8 @@ from typing import Any, Iterable, Iterator, Mapping, Union
 import pytest
 
 READY_TIMEOUT_S = 60.0
+PAGE_TIMEOUT_S = 120.0
+"""How long drawing a failed run's report.html may take."""
 OUTPUT_TAIL = 3000
 """Characters of the launcher's output shown when a run fails without a report."""
 Allowed = Union[bool, Iterable[str]]
@@ -210,7 +216,10 @@ class StackFactory:
             endpoint = f"ipc://{self.tmp_path}/{n}-{name}.sock" if transport == "ipc" else "tcp://127.0.0.1:*"
             argv += ["--set", f"{key}={endpoint}"]
         argv += _all_here(topology)
-        for key, value in with_own_params(set or {}).items():
+        sets = with_own_params(set or {})
+        if "report.html" not in sets and not _says_html(topology):
+            sets["report.html"] = False  # drawn if the test fails (pytest_runtest_makereport)
+        for key, value in sets.items():
             argv += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
         out = self.tmp_path / f"zmqtrade-launcher-{n}.out"
         environ = {**os.environ, **(env or {})}
@@ -272,11 +281,54 @@ class StackFactory:
             if run.proc.poll() is None:
                 run.stop(timeout=30)
 
+    def draw_pages(self) -> list[Path]:
+        """report.html for every finished run that has a report and no page yet (a failed test's)."""
+        pages = []
+        for run in self.runs:
+            page = run.run_dir / "report.html"
+            if run.proc.poll() is None or page.exists() or not (run.run_dir / "report.json").exists():
+                continue
+            drawn = subprocess.run([sys.executable, "-m", "zmqtrade", "report", str(run.run_dir)],
+                                   capture_output=True, text=True, timeout=PAGE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            if drawn.returncode == 0:
+                pages.append(page)
+        return pages
+
+
+FACTORY = pytest.StashKey[StackFactory]()
+"""The test's stack factory, for the report hook."""
+
+
+def _says_html(topology: Path) -> bool:
+    """Whether the topology file sets ``report.html`` itself (then its word stands)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(topology.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # the launcher will say what is wrong with it
+    report = data.get("report") if isinstance(data, dict) else None
+    return isinstance(report, dict) and "html" in report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test's runs get their report.html drawn, and the failure report lists the pages."""
+    outcome = yield
+    rep = outcome.get_result()
+    factory = item.stash.get(FACTORY, None)
+    if factory is None or rep.when != "call" or not rep.failed:
+        return
+    pages = factory.draw_pages()
+    if pages:
+        rep.sections.append(("zmqtrade report.html", "\n".join(str(p) for p in pages)))
+
 
 @pytest.fixture
 def zmqtrade_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StackFactory]:
     """Start zmqtrade stacks on free ports in this test's tmp dir; always stopped at teardown."""
     factory = StackFactory(tmp_path, Path(str(request.node.fspath)), Path(request.config.rootpath))
+    request.node.stash[FACTORY] = factory
     try:
         yield factory
     finally:
