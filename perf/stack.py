@@ -110,6 +110,13 @@ def _budget(proc: subprocess.Popen, run_dir: Path, s: Setup) -> dict[str, Any] |
     return procstat.cost(before, after, int(s.rate * elapsed), elapsed)
 
 
+def _knows_report_html(root: Path) -> bool:
+    """Whether ``root``'s topology has the ``report.html`` key: a checkout from before it (an
+    older tree for ``perf.ab --tree``) refuses the key, so its runs draw their pages."""
+    schema = root / "zmqtrade" / "topology" / "schema.py"
+    return schema.exists() and "    html: bool = True" in schema.read_text()
+
+
 def run(s: Setup, samples: bool = False, budget: bool = False, root: Path = ROOT,
         env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one point; returns report.json plus ``delivered``: ticks applied over ticks due, where
@@ -123,7 +130,10 @@ def run(s: Setup, samples: bool = False, budget: bool = False, root: Path = ROOT
     with tempfile.TemporaryDirectory(prefix="zmqtrade-bench-") as d:
         tmp = Path(d)
         path = tmp / "bench.yaml"
-        path.write_text(yaml.safe_dump(topology(s, tmp)))
+        topo = topology(s, tmp)
+        if _knows_report_html(root):  # nobody opens a benchmark's page: ~1.5 s a run saved
+            topo["report"]["html"] = False
+        path.write_text(yaml.safe_dump(topo))
         child_env = {**os.environ, **(env or {})}
         if root != ROOT:
             child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), child_env.get("PYTHONPATH")]))
