@@ -221,10 +221,14 @@ def test_plugin_live_stack_exposes_the_book(zmqtrade_stack):
 
 def test_live_table_on_a_terminal(tmp_path):
     """Run the launcher on a pseudo-terminal: it draws the rich table, and still ends cleanly."""
+    import fcntl
     import os
     import select
+    import struct
+    import termios
 
     master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))  # 80 columns: the compact table
     proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), str(ROOT / "topologies" / "many_strategies.yaml"),
                              "--duration", "2.5", "--run-dir", str(tmp_path / "run"), "-q",
                              "--set", "report.html=false"],
@@ -245,9 +249,33 @@ def test_live_table_on_a_terminal(tmp_path):
         assert proc.wait(60) == 0
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
     assert "zmqtrade many_strategies" in screen
-    for header in ("process", "cpu %", "rss MB", "msgs/s", "gaps", "orders"):
+    for header in ("process", "cpu", "rss", "msgs", "tick->ack", "gaps", "orders"):
         assert header in screen
-    assert re.search(r"│ gateway +│ gateway +│ +\d+ │ +[\d.]+ │ +[\d,]+ │", screen)
+    assert re.search(r"^gateway +\d+ +[\d.]+ +[\d,]+ ", screen, re.M)  # name, cpu, rss, rate: none cut short
+    assert "…" not in screen
+
+
+def test_the_live_table_cuts_no_name_and_no_figure_short():
+    """Boxed with a kind column where the terminal is wide enough; compact in 80 columns."""
+    import io
+
+    from rich.console import Console
+
+    from zmqtrade.report.live import LiveView
+
+    rows = [{"name": n, "state": st, "kind": k, "cpu": 44, "rss_mb": 43.9, "rate": 6000, "ack_us": a, "gaps": 0,
+             "orders": o, "pnl": p} for n, st, k, a, o, p in
+            (("gateway", "", "gateway", None, "", None), ("ordermanager", "", "ordermanager", None, "1,234/1,234", None),
+             ("revert_b", "restarting", "strategy", 1234, "120/120", -1012.34))]
+    for width, boxed in ((130, True), (80, False)):
+        view = LiveView("many_strategies", 2.5, interactive=False)
+        out = io.StringIO()
+        view._console = Console(file=out, width=width)
+        view._console.print(view._table(rows))
+        text = out.getvalue()
+        assert "…" not in text and all(len(line) <= width for line in text.splitlines())
+        assert "revert_b (restarting)" in text and "1,234/1,234" in text and "-1,012.34" in text
+        assert bool(re.search(r"│ ordermanager +│ ordermanager +│", text)) is boxed
 
 
 def test_plain_progress_lines_when_not_a_terminal(launch, tmp_path):

@@ -73,6 +73,11 @@ def row(c: Child, pnl: Mapping[str, float] | None = None) -> dict[str, Any]:
     }
 
 
+COLUMNS = (("process", "left"), ("kind", "left"), ("cpu %", "right"), ("rss MB", "right"), ("msgs/s", "right"),
+           ("tick->ack us", "right"), ("gaps", "right"), ("orders", "right"), ("pnl", "right"))
+"""The live table's columns and how each is justified."""
+
+
 class LiveView:
     """The console while a run goes on: ``update`` often, ``print`` log lines, ``stop`` at the end."""
 
@@ -136,19 +141,29 @@ class LiveView:
         return f"{elapsed:5.1f} s (until Ctrl-C)"
 
     def _table(self, rows: list[dict[str, Any]]) -> Any:
+        """The table, boxed; on a terminal too narrow for that (80 columns, with a dozen processes'
+        orders and PnL), a compact one without the kind column or borders, so no process name
+        and no figure is ever cut short."""
+        from rich import box
         from rich.table import Table
 
-        table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left",
-                      caption=RATE_CAPTION, caption_justify="left")
-        for name, justify in (("process", "left"), ("kind", "left"), ("cpu %", "right"), ("rss MB", "right"),
-                              ("msgs/s", "right"), ("tick->ack us", "right"), ("gaps", "right"), ("orders", "right"),
-                              ("pnl", "right")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for r in rows:
-            table.add_row(r["name"] + (f" ({r['state']})" if r["state"] else ""), r["kind"], f"{r['cpu']:.0f}",
-                          f"{r['rss_mb']:.1f}", "-" if r["rate"] is None else f"{r['rate']:,.0f}",
-                          "" if r["ack_us"] is None else f"{r['ack_us']:,.0f}", str(r["gaps"]), r["orders"],
-                          "" if r["pnl"] is None else f"{r['pnl']:,.2f}")
+        cells = [[r["name"] + (f" ({r['state']})" if r["state"] else ""), r["kind"], f"{r['cpu']:.0f}",
+                  f"{r['rss_mb']:.1f}", "-" if r["rate"] is None else f"{r['rate']:,.0f}",
+                  "" if r["ack_us"] is None else f"{r['ack_us']:,.0f}", str(r["gaps"]), r["orders"],
+                  "" if r["pnl"] is None else f"{r['pnl']:,.2f}"] for r in rows]
+        widths = [max([len(name), *(len(c[i]) for c in cells)]) for i, (name, _) in enumerate(COLUMNS)]
+        boxed = sum(widths) + 3 * len(widths) + 1 <= self._console.width  # padding 1 a side, a border each
+        keep = [i for i in range(len(COLUMNS)) if boxed or COLUMNS[i][0] != "kind"]
+        style = {} if boxed else {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False,
+                                  "padding": (0, 1, 0, 0)}
+        table = Table(title=f"zmqtrade {self.title}  {self._elapsed()}", title_justify="left", caption=RATE_CAPTION,
+                      caption_justify="left", **style)  # type: ignore[arg-type]
+        for i in keep:
+            name, justify = COLUMNS[i]
+            header = name if boxed else name.replace(" ", "\n").replace("msgs/s", "msgs\n/s")  # two-line headers
+            table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        for c in cells:
+            table.add_row(*(c[i] for i in keep))
         return table
 
     def _line(self, rows: list[dict[str, Any]]) -> str:
