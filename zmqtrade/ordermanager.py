@@ -178,8 +178,8 @@ class OrderManager(Service):
             raise JournalError(f"{self.args.run_dir / FILENAME}: a record without a valid {exc} field; "
                                f"not replayed (move the journal aside to start afresh)") from None
         recv_ts = rec["recv_ts"]
-        self.filter.keep((o.strategy, o.clordid), (o.clordid, wire.FILLED, rec["order_id"], rec["price"], recv_ts, recv_ts),
-                   min(rec.get("decide_ts", recv_ts), recv_ts), recv_ts)
+        self.filter.keep(o.strategy, o.clordid, (o.clordid, wire.FILLED, rec["order_id"], rec["price"], recv_ts, recv_ts),
+                         min(rec.get("decide_ts", recv_ts), recv_ts), recv_ts)
         self.next_order_id = max(self.next_order_id, rec["order_id"] + 1)
 
     def _reply(self, identity: bytes, body: bytes) -> None:
@@ -283,11 +283,10 @@ class OrderManager(Service):
         c, filt = self.counters, self.filter
         if strategy not in self.strategy_names:  # first, and remembered nowhere: no state for strangers
             return self._reject(cid, f"unknown strategy {wire.brief(strategy)}", recv_ts, o)
-        key = (strategy, cid)
-        previous = filt.replies.get(key)
-        if previous is not None:
+        held = filt.replies.get(strategy)
+        if held is not None and cid in held:  # a re-send: its original answer
             c["duplicate_orders"] += 1
-            return previous
+            return filt.answer(strategy, cid)
         if decide_ts <= filt.forgotten.get(strategy, -1):  # filt.too_old, inlined
             c["duplicate_orders"] += 1
             return self._reject(cid, filt.too_old_reason(strategy, decide_ts), recv_ts, o)
@@ -305,7 +304,7 @@ class OrderManager(Service):
                 fill = touch[1] if side == "BUY" else touch[0]
                 reason = self.risk.take(o, recv_ts)  # last: only a fillable order spends a rate token
         if reason is not None:
-            return filt.remember(key, self._reject(cid, reason, recv_ts, o), age, recv_ts)
+            return filt.remember(strategy, cid, self._reject(cid, reason, recv_ts, o), age, recv_ts)
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
         ledger = self.ledger
@@ -316,7 +315,7 @@ class OrderManager(Service):
         c["orders_filled"] += 1
         if self.log_fills:
             self.log_lines.append((order_id, strategy, side, qty, symbol, fill))  # formatted once the reply is out
-        return filt.remember(key, [cid, wire.FILLED, order_id, fill, recv_ts, 0], age, recv_ts)
+        return filt.remember(strategy, cid, [cid, wire.FILLED, order_id, fill, recv_ts, 0], age, recv_ts)
 
     def commit(self) -> None:
         """Group commit: journal every fill of the batch in one write, then send the replies;

@@ -132,6 +132,11 @@ def encode_reply(clordid: int, status: str, order_id: int, detail: Any, recv_ts:
     return _pack((_K_REPLY, VERSION, clordid, status, order_id, detail, recv_ts, ts_ns))
 
 
+def encode_fields(fields: list | tuple) -> bytes:
+    """A message's fields alone, as one msgpack array (how the order manager keeps an answer)."""
+    return _pack(fields)
+
+
 def encode_replies(replies: list[tuple], batch: bool = False) -> bytes:
     """Reply tuples (fields after kind and version): the answer to an ORDERS (``batch``) is
     always one REPLIES, in its items' order; to an ORDER, one REPLY."""

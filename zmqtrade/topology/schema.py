@@ -178,7 +178,7 @@ class OrderManager:
     """How long an answer is kept to replay to a re-send: at least a strategy's longest re-send
     interval (16 x ``order_timeout_s``), checked."""
     replies_kept: int = field(default=131_072, metadata=v.key("replies_kept", check=v.positive))
-    """Answers kept at most (the filter's memory bound, ~300 bytes each): past it the oldest go
+    """Answers kept at most (the filter's memory bound, ~200 bytes each): past it the oldest go
     early (``replies_forgotten_early``)."""
     fsync: Literal["order", "batch", "off"] = "off"
     """When the journal is flushed to disk: never (the default: each record is in the kernel

@@ -1,0 +1,62 @@
+"""The duplicate filter on its own: what it keeps is nothing the cyclic garbage collector tracks
+(a cache of tracked objects made the order manager's young collections run inside its orders),
+and it still answers re-sends with the original answer, by age and within its bound."""
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from zmqtrade import wire
+from zmqtrade.duplicates import DuplicateFilter
+
+SECOND = 10**9
+
+
+def commit(f: DuplicateFilter, strategy: str, clordids: range, now: int) -> None:
+    for cid in clordids:
+        f.remember(strategy, cid, [cid, wire.FILLED, cid, 100.5, now, 0], now, now)
+    f.stamp(now + 1)
+    f.settle()
+
+
+@pytest.fixture
+def collector_off():
+    was = gc.isenabled()
+    gc.disable()
+    yield
+    if was:
+        gc.enable()
+
+
+def test_the_answers_kept_are_not_tracked_by_the_cyclic_collector(collector_off):
+    f = DuplicateFilter(10.0, 100_000, {"replies_forgotten_early": 0})
+    commit(f, "s1", range(1, 33), SECOND)  # the dict and queues exist: only their growth is left
+    before = gc.get_count()[0]
+    for first in range(33, 20_033, 32):
+        commit(f, "s1", range(first, first + 32), SECOND)
+    assert len(f) == 20_032
+    assert gc.get_count()[0] - before < 100  # three tracked objects an answer would be 60,000
+
+
+def test_a_resend_gets_its_original_answer_until_it_is_too_old():
+    counters = {"replies_forgotten_early": 0}
+    f = DuplicateFilter(1.0, 1000, counters)
+    commit(f, "s1", range(1, 4), SECOND)
+    assert f.answer("s1", 2) == [2, wire.FILLED, 2, 100.5, SECOND, SECOND + 1]
+    assert f.answer("s2", 2) is None and f.answer("s1", 9) is None
+    commit(f, "s1", range(4, 5), 3 * SECOND)  # two seconds on: the first three age out
+    assert f.answer("s1", 2) is None and len(f) == 1
+    assert f.too_old("s1", SECOND) and not f.too_old("s1", SECOND + 1)
+    assert counters["replies_forgotten_early"] == 0
+
+
+def test_past_its_bound_the_strategy_holding_most_loses_its_oldest():
+    counters = {"replies_forgotten_early": 0}
+    f = DuplicateFilter(10.0, 10, counters)
+    commit(f, "quiet", range(1, 4), SECOND)
+    commit(f, "flood", range(1, 11), SECOND)
+    assert len(f) == 10 and counters["replies_forgotten_early"] == 3
+    assert all(f.answer("quiet", c) for c in (1, 2, 3))
+    assert f.answer("flood", 3) is None and f.answer("flood", 4) is not None
+    assert "replies_kept" in f.too_old_reason("flood", SECOND)
