@@ -158,3 +158,24 @@ def test_a_strategy_left_unanswered_while_the_order_manager_is_up_is_reported_cu
     assert any(f["reason"].startswith("cut off:") for f in report["failures"])
     report["journal"] = list(journal.read(run_dir / journal.FILENAME))
     check_orders(report, lived_through={"trend", "meanrev"})  # answered in the end: nothing lost or doubled
+
+
+def test_an_orderbook_paused_under_a_flood_heartbeats_while_it_catches_up(launch, write_topology, tmp_path):
+    """Messages of 512 ticks as fast as the gateway makes them, lossless (it waits rather than
+    drops), and the orderbook paused 0.6 s: it comes back to a backlog of big messages. Its
+    drains end on time (20 ms), so it heartbeats while it catches up. (Bounded by 4096 messages
+    alone, a drain could hold ~2M such ticks: `perf.ingest` saw the orderbook killed as hung.)"""
+    topo = write_topology({"duration_s": 4, "strategies": {"trend": DELETE},
+                           "gateway": {"rate": 5_000_000, "batch": 512, "batch_window_us": 0, "lossless": True,
+                                       "news_rate": 1},
+                           "faults": [{"process": "orderbook", "at_s": 1.0, "action": "pause", "for_s": 0.6}],
+                           "supervision": {"heartbeat_s": 0.1, "liveness_s": 1.0}})
+    run_dir = tmp_path / "run"
+    run = launch(str(topo), "--run-dir", str(run_dir), "-q")
+    assert run.finish(timeout=90) == 0, run.output + run.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["failures"] == [], report["events"]
+    assert [what for _, what in events(report, "orderbook")] == ["fault: SIGSTOP for 0.6 s", "fault over: SIGCONT"]
+    assert all(p.get("restarts", 0) == 0 for p in report["processes"].values())
+    c = report["counters"]
+    assert c["ticks_applied"] > 1_000_000 and c["tick_gaps"] == 0
