@@ -234,6 +234,8 @@ class Service:
         for i in range(limit):
             if i == 1 and poller is not None and not poller.more(sock):
                 return eos  # the common case, one message a wake-up: no failing receive after it
+            if until_ns and not i & 15 and i and time.monotonic_ns() > until_ns:
+                break
             try:
                 body = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -262,8 +264,6 @@ class Service:
             except wire.WireError as exc:
                 c["malformed_messages"] += 1
                 self.log.debug("malformed message: %s", exc)
-            if until_ns and i & 15 == 15 and time.monotonic_ns() > until_ns:
-                break
         if poller is not None:  # stopped short of EAGAIN: what is left may never signal again
             poller.touched(sock)
         return eos
