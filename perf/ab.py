@@ -35,7 +35,8 @@ def stack_runner(overrides: tuple[tuple[str, Any], ...] = (), root: Path = ROOT,
         r = run(Setup(rate=rate, duration_s=seconds, pm_qos=pm_qos, fsync=fsync, overrides=overrides, **extra),
                 budget=True, root=root, env=env)
         lat = r["latency_us"]
-        return {"tick_to_ack": lat["tick_to_ack"], "hops": {h: lat[h] for h in HOPS if h in lat},
+        return {"tick_to_ack": lat["tick_to_ack"], "scheduled": lat["tick_to_ack"],  # stamped on the schedule already
+                "hops": {h: lat[h] for h in HOPS if h in lat},
                 "gateway_lag": lat.get("gateway_lag"), "cpu": r["cpu_total"], "cost": r.get("cost") or {},
                 "lost": r["counters"]["tick_gaps"]}
     return go
@@ -44,7 +45,8 @@ def stack_runner(overrides: tuple[tuple[str, Any], ...] = (), root: Path = ROOT,
 def lean_runner(pm_qos: bool = False, wake: str = "zmq") -> Runner:
     def go(rate: float, seconds: float) -> dict[str, Any]:
         r = lean.run(rate, seconds, wake=wake, pm_qos=pm_qos)
-        return {"tick_to_ack": r["tick_to_ack_us"], "hops": {h: r["hops_us"][h] for h in HOPS},
+        return {"tick_to_ack": r["tick_to_ack_us"], "scheduled": r["scheduled_to_ack_us"],
+                "hops": {h: r["hops_us"][h] for h in HOPS},
                 "gateway_lag": r["gateway_lag_us"], "cpu": r["cpu_total"], "cost": r["cost"],
                 "lost": r["sent"] - r["acks"]}
     return go
@@ -84,12 +86,17 @@ def compare(variants: dict[str, Runner], rates: list[float], pairs: int, seconds
         echo("    per hop, p50 / p99 us (medians): " + "; ".join(
             f"{name}: " + ", ".join(f"{h} {v[0]:.0f}/{v[1]:.0f}" for h, v in s["hops"].items())
             for name, s in summary.items()))
+        echo(f"    timed alike, from each tick's scheduled time, p50 / p99 us (ratio to {next(iter(variants))}): "
+             + "; ".join(f"{name} " + " / ".join(f"{s['scheduled'][f]['median']:.0f}" for f in ("p50", "p99"))
+                         + " (" + " / ".join(f"{s['scheduled'][f]['median'] / base['scheduled'][f]['median']:.2f}x"
+                                             for f in ("p50", "p99")) + ")" for name, s in summary.items()))
         results[str(int(rate))] = {"summary": summary, "runs": runs}
     return results
 
 
 def summarize(rs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {f: spread([r["tick_to_ack"][f] for r in rs]) for f in FIGURES}
+    out["scheduled"] = {f: spread([r["scheduled"][f] for r in rs]) for f in FIGURES}
     out["cpu"] = spread([r["cpu"] for r in rs])
     totals = [procstat.summed(r["cost"]) for r in rs if r["cost"]]
     out["cpu_us"] = statistics.median(t["cpu_us"] for t in totals) if totals else 0.0

@@ -5,7 +5,9 @@ baseline, run in turn round after round.
 
 One order per tick. zmqtrade stamps a tick with its scheduled time and the lean chain with the
 time it was made (as the reference chain does), so the gateway's own lag counts against
-zmqtrade only. A figure is the median over the rounds with its min-max spread; ratios are
+zmqtrade only; the lean chain's gateway also records when each tick was due, so each point
+also gives the ratio timed alike (both from the schedule), as context for the target's. A
+figure is the median over the rounds with its min-max spread; ratios are
 zmqtrade's median over the lean chain's (below 1: zmqtrade is faster or leaner).
 """
 from __future__ import annotations
@@ -18,6 +20,9 @@ from perf import baseline, lean, procstat
 from perf.stack import Setup, run
 
 FIGURES = ("p50", "p99", "p999")
+SCHEDULED = tuple(f"scheduled_{f}" for f in FIGURES)
+"""The lean chain's tick_to_ack timed as zmqtrade's is, from each tick's scheduled time."""
+SPREADS = (*FIGURES, *SCHEDULED, "cpu")
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -33,7 +38,8 @@ def point(rate: float, transport: str, rounds: int, seconds: float, classic: boo
     runs: dict[str, list[dict[str, Any]]] = {"lean": [], "zmqtrade": [], "classic": []}
     for _ in range(rounds):
         r = lean.run(rate, seconds, transport)
-        runs["lean"].append({**{f: r["tick_to_ack_us"][f] for f in FIGURES}, "cpu": r["cpu_total"],
+        runs["lean"].append({**{f: r["tick_to_ack_us"][f] for f in FIGURES},
+                             **{f"scheduled_{f}": r["scheduled_to_ack_us"][f] for f in FIGURES}, "cpu": r["cpu_total"],
                              "cpu_us": procstat.summed(r["cost"])["cpu_us"], "lost": r["sent"] - r["acks"]})
         z = run(Setup(rate=rate, transport=transport, duration_s=seconds), budget=True)
         t = z["latency_us"]["tick_to_ack"]
@@ -49,7 +55,7 @@ def point(rate: float, transport: str, rounds: int, seconds: float, classic: boo
     out: dict[str, Any] = {"rate": rate, "transport": transport, "rounds": rounds, "seconds": seconds}
     for chain, rs in runs.items():
         if rs:
-            out[chain] = {k: spread([r[k] for r in rs]) for k in (*FIGURES, "cpu") if all(k in r for r in rs)}
+            out[chain] = {k: spread([r[k] for r in rs]) for k in rs[0] if k in SPREADS}
             out[chain]["lost_max"] = max(r["lost"] for r in rs)
             if all("cpu_us" in r for r in rs):
                 out[chain]["cpu_us"] = spread([r["cpu_us"] for r in rs])
@@ -59,6 +65,7 @@ def point(rate: float, transport: str, rounds: int, seconds: float, classic: boo
     out["zmqtrade"]["delivered_min"] = min(r["delivered"] for r in z)
     out["zmqtrade"]["rss_mb"] = {n: max(r["rss_mb"][n] for r in z) for n in z[0]["rss_mb"]}
     out["ratio"] = {k: out["zmqtrade"][k]["median"] / out["lean"][k]["median"] for k in (*FIGURES, "cpu")}
+    out["ratio_scheduled"] = {f: out["zmqtrade"][f]["median"] / out["lean"][f"scheduled_{f}"]["median"] for f in FIGURES}
     return out
 
 
@@ -86,6 +93,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     if chain == "zmqtrade" else "")
             print(f"  {label:<16}{chain:<10}{text(c['p50']):>16}{text(c['p99']):>18}{text(c['p999']):>18}"
                   f"{text(c['cpu']):>14}{c['lost_max']:>6}{tail}", flush=True)
+            if chain == "lean":
+                print(f"  {'':<16}lean timed from the schedule: " + ", ".join(
+                    f"{f} {text(c[k])}" for f, k in zip(FIGURES, SCHEDULED)))
+        same = r["ratio_scheduled"]
+        print(f"  {'':<16}zmqtrade / lean timed alike (both from the schedule): p50 {same['p50']:.2f}x, "
+              f"p99 {same['p99']:.2f}x")
         hops = r["zmqtrade"]["hops"]
         print(f"  {'':<16}zmqtrade per hop p50/p99: " + ", ".join(f"{h} {a:.0f}/{b:.0f}" for h, (a, b) in hops.items()))
         results[f"{rate}-{transport}"] = r

@@ -123,7 +123,10 @@ def targets(raw: dict[str, Any]) -> list[str]:
     out += [f"| {a} | {b} | {c} | {d} | {e} | {verdict(ok)} |" for a, b, c, d, e, ok in rows]
     out += ["", "Latency figures are the median of 3 rounds with their [min-max]; each round ran the chains in "
             "turn. zmqtrade stamps ticks with their scheduled time, the lean chain with the time it made them, "
-            "so the gateway's own lag counts against zmqtrade only."]
+            "so the gateway's own lag counts against zmqtrade only. Timed alike, the lean chain too from each "
+            "tick's scheduled time (its gateway records when each was due; context, not the target): "
+            + "; ".join(f"{rate // 1000}k ticks/s p50 {lat[f'{rate}-tcp']['ratio_scheduled']['p50']:.2f}x, "
+                        f"p99 {lat[f'{rate}-tcp']['ratio_scheduled']['p99']:.2f}x" for rate in (1000, 10_000)) + "."]
     return out
 
 
