@@ -1,6 +1,6 @@
 """Where each process's main thread spends its CPU, by Python function: the stack, sampled.
 
-    python -m perf.profile [--rate 10000] [--seconds 20] [--top 25] [--keep DIR]
+    python -m perf.profile [--rate 10000] [--seconds 20] [--window-us 500] [--top 25] [--keep DIR]
 
 Runs the stack as :mod:`perf.stack` does (one order per tick over tcp, the defaults otherwise)
 with ``perf/profile_site`` on PYTHONPATH: each component's main thread gets a timer on its own
@@ -61,15 +61,17 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rate", type=float, default=10_000)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--window-us", type=float, default=Setup(rate=1).window_us,
+                   help="gateway.batch_window_us (0: a message, a doorbell and an order message per tick)")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--keep", type=Path, help="keep the collapsed stacks here (flame-graph input)")
     args = p.parse_args(argv)
     out = Path(tempfile.mkdtemp(prefix="zmqtrade-profile-"))
     try:
-        r = run(Setup(rate=args.rate, duration_s=args.seconds),
+        r = run(Setup(rate=args.rate, duration_s=args.seconds, window_us=args.window_us),
                 env={"PYTHONPATH": str(SITE), "ZMQTRADE_PROFILE_DIR": str(out)})
         lat = r["latency_us"]["tick_to_ack"]
-        print(f"{args.rate:,.0f} ticks/s, one order per tick, tcp, {args.seconds:g} s: tick_to_ack p50 {lat['p50']:.0f} "
+        print(f"{args.rate:,.0f} ticks/s, one order per tick, tcp, window {args.window_us:g} us, {args.seconds:g} s: tick_to_ack p50 {lat['p50']:.0f} "
               f"p99 {lat['p99']:.0f} us over {lat['count']:,} orders; CPU-time samples of each main thread (1 ms)")
         for path in sorted(out.glob("*.samples")):
             stacks = load(path)

@@ -2,8 +2,9 @@
 
 Pacing is open loop: every message is due at ``start + k * period`` and carries that
 scheduled time as its timestamp, so a stalled gateway shows up as latency instead of hiding.
-Between due times the process sleeps (never spins: on two cores a spinning publisher steals
-the CPU its subscribers need). Batching is adaptive: when one tick is due it goes alone as a
+Between due times the process sleeps, and spins only the last stretch before a tick is due (at
+most 100 us, never more than a quarter of the wait: on two cores a spinning publisher steals the
+CPU its subscribers need). Batching is adaptive: when one tick is due it goes alone as a
 TICK, so low rates pay no batching delay; when several are due (a high rate, or the gateway
 fell behind) they go as one TICKS message of up to ``gateway.batch`` ticks. With
 ``gateway.batch_window_us`` set, price messages are at least that far apart, so at rates above
