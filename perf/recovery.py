@@ -40,10 +40,10 @@ CHUNK = 20_000
 def history(path: Path, fills: int) -> float:
     """Append ``fills`` records of an earlier life (of strategy "history", flat positions); seconds it took."""
     t = time.monotonic()
-    with open(path, "a") as fh:
+    with open(path, "ab") as fh:
         for start in range(0, fills, CHUNK):
             n = min(CHUNK, fills - start)
-            fh.write("".join(journal.record(10**9 + start + i, wire.Order(
+            fh.write(b"".join(journal.record(10**9 + start + i, wire.Order(
                 1 + start + i, "history", "AAPL", "BUY" if i % 2 == 0 else "SELL", 1, 100.0, 0, 0, 1, 1), 100.0, 1)
                 for i in range(n)))
     return time.monotonic() - t

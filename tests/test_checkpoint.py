@@ -26,7 +26,7 @@ def ctx():
     c.destroy(linger=0)
 
 
-def fills(n: int, first_id: int = 1, clordid: int = 1, strategy: str = "trend", ts: int = 1) -> list[str]:
+def fills(n: int, first_id: int = 1, clordid: int = 1, strategy: str = "trend", ts: int = 1) -> list[bytes]:
     """``n`` journal lines of alternate 1-lot buys and sells (positions stay flat)."""
     return [journal.record(first_id + i, wire.Order(clordid + i, strategy, "AAPL", "BUY" if i % 2 == 0 else "SELL",
                                                     1, 100.0, 0, 0, ts, ts), 100.0, ts) for i in range(n)]
@@ -173,9 +173,9 @@ def test_a_long_replay_reports_progress_and_is_waited_for_past_the_ready_timeout
     run = launch(str(topo), "--run-dir", str(run_dir), "--duration", "0")
     run.wait_for("stack ready")
     # the records of a long earlier life: far-off ids and ancient times, so they touch nothing live
-    with open(run_dir / journal.FILENAME, "a") as fh:
+    with open(run_dir / journal.FILENAME, "ab") as fh:
         for i in range(0, 250_000, 10_000):
-            fh.write("".join(fills(10_000, first_id=10**9 + i, clordid=10**12 + i, strategy="meanrev")))
+            fh.write(b"".join(fills(10_000, first_id=10**9 + i, clordid=10**12 + i, strategy="meanrev")))
     os.kill(pids_of(run_dir)["ordermanager"], signal.SIGKILL)
     rejoined = run.wait_for("rejoined after restart 1", timeout=120)
     assert "not ready" not in run.output, run.output

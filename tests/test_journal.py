@@ -15,7 +15,7 @@ ORDER = Order(7, "trend", "AAPL", "BUY", 10, 101.5, 1, 2, 3, 4)
 @pytest.mark.parametrize("tail", [b'{"order_id":2,"cl', b"\x00\x00\x00\x00", b'{"order_id":2,"cl\x00\x00\n'])
 def test_a_torn_last_record_is_cut_off_so_appends_start_on_a_clean_line(tmp_path, tail):
     path = tmp_path / journal.FILENAME
-    path.write_bytes(journal.record(1, ORDER, 101.0, 5).encode() + tail)
+    path.write_bytes(journal.record(1, ORDER, 101.0, 5) + tail)
     replayed: list[dict] = []
     j = Journal(path, replay=replayed.append)
     assert [r["order_id"] for r in replayed] == [1] and (j.recovered, j.torn_bytes) == (1, len(tail))
@@ -26,8 +26,8 @@ def test_a_torn_last_record_is_cut_off_so_appends_start_on_a_clean_line(tmp_path
 
 def test_damage_before_the_end_is_refused_naming_the_line(tmp_path):
     path = tmp_path / journal.FILENAME
-    path.write_bytes(journal.record(1, ORDER, 101.0, 5).encode() + b"garbage\n"
-                     + journal.record(2, ORDER, 101.0, 5).encode())
+    path.write_bytes(journal.record(1, ORDER, 101.0, 5) + b"garbage\n"
+                     + journal.record(2, ORDER, 101.0, 5))
     with pytest.raises(JournalError, match="line 2 is not a complete record"):
         Journal(path)
 

@@ -56,7 +56,7 @@ def test_ordermanager_killed_rebuilds_positions_ids_and_duplicates_from_the_jour
 
 
 def test_ordermanager_refuses_a_journal_damaged_before_its_end(write_topology, component, book, tmp_path):
-    rec = journal.record(1, wire.Order(1, "trend", "AAPL", "BUY", 1, 1.0, 0, 0, 0, 0), 1.0, 1).encode()
+    rec = journal.record(1, wire.Order(1, "trend", "AAPL", "BUY", 1, 1.0, 0, 0, 0, 0), 1.0, 1)
     (tmp_path / journal.FILENAME).write_bytes(rec + b"not json\n" + rec)
     om = component("ordermanager", write_topology({"ordermanager": {"endpoint": f"ipc://{tmp_path}/om.ipc"}}),
                    book.name)

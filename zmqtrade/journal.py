@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, NamedTuple
 
+import msgspec
+
 from zmqtrade.errors import ResourceError
 from zmqtrade.wire import Order
 
@@ -63,7 +65,8 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        self.size, self.records, self.last_line = start
+        self.size, self.records, last_line = start
+        self._last = last_line.encode()
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             self.recovered, self.torn_bytes = self._recover(replay or (lambda rec: None), progress)
@@ -74,6 +77,11 @@ class Journal:
     @property
     def fd(self) -> int:
         return self._fd
+
+    @property
+    def last_line(self) -> str:
+        """The last complete record, newline included ("" when there is none)."""
+        return self._last.decode()
 
     @property
     def position(self) -> Position:
@@ -116,12 +124,12 @@ class Journal:
         self.size = good
         self.records += records
         if last:
-            self.last_line = last.decode()
+            self._last = last
         return records, size - good
 
-    def append_lines(self, lines: list[str]) -> None:
+    def append_lines(self, lines: list[bytes]) -> None:
         """Append complete records (from :func:`record`) with one write; flushed to disk per policy."""
-        data = "".join(lines).encode()
+        data = b"".join(lines)
         size = len(data)
         try:
             while data:  # a regular file takes it all at once; loop only for the pathological case
@@ -134,7 +142,7 @@ class Journal:
                                     f"free space in {self.path.parent} (the orders of this commit were not acked)") from exc
         self.size += size
         self.records += len(lines)
-        self.last_line = lines[-1]
+        self._last = lines[-1]
 
     def _cut_back(self) -> None:
         """Cut a partly written commit off again, so the next record starts on a clean line."""
@@ -149,30 +157,32 @@ class Journal:
             self._fd = -1
 
 
-def record(order_id: int, o: Order, fill: float, recv_ts: int, fee: float = 0.0) -> str:
-    """One journal line. Formatted by hand, about 4x faster than json.dumps: every string in
-    it (strategy, symbol, side) was validated against the topology's name rules first, and
-    floats are finite, so it is valid JSON without escaping. ``fee`` is written only when one
-    was charged (``ordermanager.fees``)."""
-    return (f'{{"order_id":{order_id},"clordid":{o.clordid},"strategy":"{o.strategy}","symbol":"{o.symbol}",'
-            f'"side":"{o.side}","qty":{o.qty},"limit":{_number(o.price)},"price":{_number(fill)},'
-            f'"decide_ts":{o.decide_ts},"recv_ts":{recv_ts}' + (f',"fee":{fee!r}}}\n' if fee else '}\n'))
+class _Record(msgspec.Struct, omit_defaults=True):
+    """A journal line's fields, in the line's order; ``fee`` only when one was charged."""
+
+    order_id: int
+    clordid: int
+    strategy: str
+    symbol: str
+    side: str
+    qty: int
+    limit: float
+    price: float
+    decide_ts: int
+    recv_ts: int
+    fee: float | None = None  # None is omitted (a zero float might not be: msgspec omits by identity)
 
 
-_TEXT: dict[float, str] = {}
+_encode = msgspec.json.Encoder().encode
 
 
-def _number(x: float) -> str:
-    """repr of a price, remembered: prices repeat (quotes are in cents) and a float's repr costs
-    a shortest-round-trip conversion, the journal line's dearest part. Exact as repr itself."""
-    if type(x) is not float:
-        return repr(x)
-    text = _TEXT.get(x)
-    if text is None:
-        if len(_TEXT) >= 4096:
-            _TEXT.clear()
-        text = _TEXT[x] = repr(x)
-    return text
+def record(order_id: int, o: Order, fill: float, recv_ts: int, fee: float = 0.0) -> bytes:
+    """One journal line, encoded in C (msgspec): a quarter less time than the f-string it
+    replaced, whose cache of price texts churned at 10k orders a second (om_process -10 us
+    there). ``fee`` is written only when one was charged (``ordermanager.fees``); an integer
+    limit stays an integer, and strings are escaped whatever they hold."""
+    return _encode(_Record(order_id, o.clordid, o.strategy, o.symbol, o.side, o.qty, o.price, fill, o.decide_ts,
+                           recv_ts, fee or None)) + b"\n"
 
 
 def as_order(rec: dict[str, Any]) -> Order:

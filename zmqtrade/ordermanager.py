@@ -88,7 +88,7 @@ class OrderManager(Service):
         self.ledger = Ledger(om.fees)
         self.risk = RiskBook(om.risk, self.ledger.positions)
         self.next_order_id = 1
-        self._records: list[str] = []                 # journal lines of the batch being decided
+        self._records: list[bytes] = []               # journal lines of the batch being decided
         self._fills: list[tuple] = []  # fills whose positions moved, not yet booked (BOOK_EVERY)
         self._out: list[tuple[bytes, list | bytes, bool | None]] = []
         """(client, replies, to an ORDERS) or (client, a body made already, None): sent after the journal write."""
