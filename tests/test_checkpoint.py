@@ -133,27 +133,43 @@ def test_a_checkpoint_that_does_not_match_the_journal_is_set_aside_for_a_whole_r
     assert "checkpoint set aside, replaying the whole journal" in again.log.read_text()
 
 
-def test_the_filter_window_is_counted_back_from_the_checkpoint_across_reads(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "READ_BACK", 64)  # a few records per read: the window spans several
-    j = Journal(tmp_path / journal.FILENAME)
-    j.append_lines(fills(10))
-    at = j.position
-    for kept, expect in ((3, 7), (9, 1), (10, 0), (50, 0)):
-        w = checkpoint.window_start(j.fd, at, kept)
-        assert w.records == expect
+def test_the_filter_window_is_a_boundary_the_journal_kept_as_it_was_written_and_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "MARK_EVERY", 4)  # commits of 3: a boundary kept every 6 records
+
+    def replays(j: Journal, kept: int) -> list[int]:
+        w = j.back(kept)
         with open(j.path, "rb") as fh:
             fh.seek(w.size)
-            assert [json.loads(x)["order_id"] for x in fh] == list(range(expect + 1, 11))
+            ids = [json.loads(x)["order_id"] for x in fh]
+        assert len(ids) == j.records - w.records
+        return ids
+
+    j = Journal(tmp_path / journal.FILENAME, window=12)
+    for first in range(1, 31, 3):
+        j.append_lines(fills(3, first_id=first))
+    for kept in (1, 5, 12):  # from a boundary at most a mark and a commit before the exact one
+        ids = replays(j, kept)
+        assert ids[-kept:] == list(range(31 - kept, 31)) and kept <= len(ids) < kept + 4 + 3
+    assert len(j._mark_records) < 30 // 6  # boundaries older than the window are let go
+    at = j.back(12)
     j.close()
+    again = Journal(tmp_path / journal.FILENAME, start=at, window=12)  # opened from a checkpoint's window
+    assert again.records == 30
+    ids = replays(again, 5)
+    assert ids[-5:] == list(range(26, 31)) and len(ids) < 5 + 4
+    assert again.back(25) == Position(at.size, at.records)  # not before where it was opened from
+    assert Journal(tmp_path / "other.jsonl", window=12).back(3) == Position()
+    again.close()
 
 
 def test_a_checkpoint_write_leaves_no_temporary_file_and_survives_being_read_back(tmp_path):
     j = Journal(tmp_path / journal.FILENAME)
-    j.append_lines(fills(4))
+    lines = fills(4)
+    j.append_lines(lines)
     w = checkpoint.Writer(tmp_path, j.fd)
-    state = checkpoint.State(j.position, Position(), 5, [["trend", "AAPL", 0, 0.0, 1.5, 0.25, 300.0, 2, 2],
+    state = checkpoint.State(j.position, Position(len(lines[0] + lines[1]), 2), 5, [["trend", "AAPL", 0, 0.0, 1.5, 0.25, 300.0, 2, 2],
                                                          ["rsi", "MSFT", -3, 99.5, 0.0, 0.0, 298.5, 3, 1]], {"trend": 7})
-    w.close(state, kept=2)
+    w.close(state)
     j.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint.FILENAME, journal.FILENAME]
     back, why = checkpoint.load(tmp_path, tmp_path / journal.FILENAME)

@@ -8,7 +8,7 @@ import gc
 import pytest
 
 from zmqtrade import wire
-from zmqtrade.duplicates import DuplicateFilter
+from zmqtrade.duplicates import SEGMENT, DuplicateFilter
 
 SECOND = 10**9
 
@@ -60,3 +60,21 @@ def test_past_its_bound_the_strategy_holding_most_loses_its_oldest():
     assert all(f.answer("quiet", c) for c in (1, 2, 3))
     assert f.answer("flood", 3) is None and f.answer("flood", 4) is not None
     assert "replies_kept" in f.too_old_reason("flood", SECOND)
+
+
+def test_answers_span_segments_none_larger_than_one_and_emptied_ones_go():
+    """One dict holding everything was rebuilt whole whenever its table filled (milliseconds at
+    100k answers); segments keep every rebuild small and still find every answer kept."""
+    f = DuplicateFilter(2.0, 1_000_000, {"replies_forgotten_early": 0})
+    n = 3 * SEGMENT + 100
+    for first in range(1, n + 1, 50):
+        commit(f, "s1", range(first, min(first + 50, n + 1)), SECOND)
+    held = f.kept["s1"]
+    assert len(held.segments) == 4 and max(map(len, held.segments)) < SEGMENT + 50
+    assert all(f.answer("s1", c)[0] == c for c in (1, SEGMENT, SEGMENT + 1, n))
+    assert f.answer("s1", n + 1) is None and f.answer("s1", 0) is None
+    commit(f, "s1", range(0, 1), SECOND)  # an id below the newest, never answered: kept as well
+    assert f.answer("s1", 0)[0] == 0 and len(f) == n + 1
+    commit(f, "s1", range(n + 1, n + 2), 4 * SECOND)  # two seconds on: all but the newest age out
+    assert len(f) == 1 and len(held.segments) == 1 and f.answer("s1", n + 1) is not None
+    assert f.answer("s1", SEGMENT) is None and f.too_old("s1", SECOND)

@@ -9,7 +9,8 @@ a power cut shortened) is set aside, saying why, and the whole journal is replay
 Written crash-safe, on a thread of its own so an order never waits for a disk: the journal is
 flushed up to the checkpoint's position first, then the checkpoint goes to a file beside it,
 is flushed, renamed over the old one, and the directory flushed. A kill at any moment leaves
-the old checkpoint or the new one, never a mix.
+the old checkpoint or the new one, never a mix. The filter window comes with the state (the
+journal keeps boundaries as it goes): nothing here reads the journal back.
 
 The file is JSON (``VERSION`` 2; a version-1 file, from before the ledger, is set aside and the
 journal replayed)::
@@ -32,8 +33,6 @@ from zmqtrade.journal import Position
 
 FILENAME = "checkpoint.json"
 VERSION = 2
-READ_BACK = 1 << 20
-"""Bytes read per step when counting records back from a position (to find the filter's window)."""
 log = logging.getLogger("zmqtrade.checkpoint")
 
 
@@ -131,25 +130,6 @@ def _mismatch(state: State, journal_path: Path) -> str:
     return ""
 
 
-def window_start(fd: int, at: Position, records: int) -> Position:
-    """The boundary ``records`` records before ``at`` (or the journal's start), counted back by reading."""
-    if at.records <= records:
-        return Position()
-    end, need = at.size, records + 1  # the newline ending the record before the window, too
-    while end > 0:
-        begin = max(0, end - READ_BACK)
-        chunk = os.pread(fd, end - begin, begin)
-        n = chunk.count(b"\n")
-        if n >= need:
-            i = len(chunk)
-            for _ in range(need):
-                i = chunk.rindex(b"\n", 0, i)
-            return Position(begin + i + 1, at.records - records)
-        need -= n
-        end = begin
-    return Position()
-
-
 class Writer:
     """Writes checkpoints of one journal, newest first: a state submitted while one is being
     written replaces any still waiting. ``close`` writes a last one and waits for the disk."""
@@ -158,7 +138,7 @@ class Writer:
         self.path = run_dir / FILENAME
         self._fd = journal_fd
         self._dir = run_dir
-        self._pending: tuple[State, int] | None = None
+        self._pending: State | None = None
         self._cond = threading.Condition()
         self._closing = False
         self.written = 0
@@ -166,17 +146,17 @@ class Writer:
         self._thread = threading.Thread(target=self._loop, name="checkpoint", daemon=True)
         self._thread.start()
 
-    def submit(self, state: State, kept: int) -> None:
-        """Write ``state``; the duplicate filter held ``kept`` answers (its window: as many records)."""
+    def submit(self, state: State) -> None:
+        """Write ``state``, replacing one still waiting."""
         with self._cond:
-            self._pending = (state, kept)
+            self._pending = state
             self._cond.notify()
 
-    def close(self, final: State | None = None, kept: int = 0) -> None:
+    def close(self, final: State | None = None) -> None:
         """Write ``final`` (if given) after anything pending, and stop."""
         with self._cond:
             if final is not None:
-                self._pending = (final, kept)
+                self._pending = final
             self._closing = True
             self._cond.notify()
         self._thread.join()
@@ -189,16 +169,14 @@ class Writer:
                 pending, self._pending = self._pending, None
                 closing = self._closing
             if pending is not None:
-                self._write(*pending)
+                self._write(pending)
             if closing and pending is None:
                 return
 
-    def _write(self, state: State, kept: int) -> None:
+    def _write(self, state: State) -> None:
         tmp = self.path.with_name(FILENAME + ".tmp")
         try:
             os.fdatasync(self._fd)  # the records it vouches for are on disk before it is
-            state = State(state.at, window_start(self._fd, state.at, kept), state.next_order_id,
-                          state.ledger, state.forgotten)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 data = state.to_json()

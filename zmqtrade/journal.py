@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+from bisect import bisect_right
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, NamedTuple
 
@@ -48,6 +50,9 @@ Replay = Callable[[dict[str, Any]], None]
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 8192
 """Records replayed between calls of a ``progress`` callback."""
+MARK_EVERY = 64
+"""Records between two boundaries kept for :meth:`Journal.back` (or a commit more): how far
+before the exact one it may answer."""
 
 
 class Journal:
@@ -58,15 +63,23 @@ class Journal:
     file). ``progress(bytes read, bytes in the file)`` is called every PROGRESS_EVERY records,
     so a long replay can say how far it is. Afterwards ``size``, ``records`` and ``last_line``
     (newline included) describe the journal as written so far: :attr:`position`.
+
+    With ``window`` set, it keeps a record boundary every ``MARK_EVERY`` records over the last
+    ``window`` records, read and written, so :meth:`back` answers at once (a checkpoint's filter
+    window); counted back by reading the file, that read 15-20 MB a second at 10-50k orders/s
+    on the order path's CPU and held up its orders by up to 50 ms.
     """
 
     def __init__(self, path: str | Path, fsync: FsyncPolicy = "off", replay: Replay | None = None,
-                 start: Position = Position(), progress: Progress | None = None) -> None:
+                 start: Position = Position(), progress: Progress | None = None, window: int = 0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.size, self.records, last_line = start
         self._last = last_line.encode()
+        self.window = window
+        self._mark_sizes: deque[int] = deque([self.size])  # oldest first; the records before each, below
+        self._mark_records: deque[int] = deque([self.records])
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             self.recovered, self.torn_bytes = self._recover(replay or (lambda rec: None), progress)
@@ -96,6 +109,7 @@ class Journal:
         torn_at = 0       # line number (from the start of reading) of an unreadable line, which must be the last
         last = b""
         total = os.fstat(self._fd).st_size
+        window = self.window
         with open(self.path, "rb") as fh:
             fh.seek(good)
             for n, line in enumerate(fh, 1):
@@ -115,8 +129,11 @@ class Journal:
                 records += 1
                 good += len(line)
                 last = line
-                if progress is not None and records % PROGRESS_EVERY == 0:
-                    progress(good, total)
+                if records % MARK_EVERY == 0:
+                    if window:
+                        self._mark(good, self.records + records)
+                    if progress is not None and records % PROGRESS_EVERY == 0:
+                        progress(good, total)
             size = fh.tell()
         if good < size:
             os.ftruncate(self._fd, good)
@@ -143,6 +160,25 @@ class Journal:
         self.size += size
         self.records += len(lines)
         self._last = lines[-1]
+        if self.window and self.records - self._mark_records[-1] >= MARK_EVERY:
+            self._mark(self.size, self.records)
+
+    def _mark(self, size: int, records: int) -> None:
+        sizes, recs = self._mark_sizes, self._mark_records
+        sizes.append(size)
+        recs.append(records)
+        while len(recs) > 1 and records - recs[1] >= self.window:  # the oldest is not needed to reach back
+            sizes.popleft()
+            recs.popleft()
+
+    def back(self, records: int) -> Position:
+        """A record boundary ``records`` records before the end, or up to ``MARK_EVERY`` more
+        (for ``records`` up to ``window``), or where this journal was opened from if that is
+        later. Only its size and count: the record that ends there is not kept."""
+        target = self.records - records
+        recs = self._mark_records
+        i = bisect_right(recs, target) - 1 if target > recs[0] else 0
+        return Position(self._mark_sizes[i], recs[i])
 
     def _cut_back(self) -> None:
         """Cut a partly written commit off again, so the next record starts on a clean line."""

@@ -137,7 +137,8 @@ class OrderManager(Service):
             self.counters["checkpoint_records"] = state.at.records
         self._replay_index = start.records
         self._replay_started = time.monotonic()
-        self.journal = self.own(Journal(path, self.topo.ordermanager.fsync, self.replay, start, self._replay_progress))
+        om = self.topo.ordermanager  # the filter may hold a commit past replies_kept: twice it is ample
+        self.journal = self.own(Journal(path, om.fsync, self.replay, start, self._replay_progress, 2 * om.replies_kept))
         replayed = self.journal.records - self._positions_from
         self.counters["journal_replayed"] = replayed
         if self.journal.records:
@@ -150,9 +151,9 @@ class OrderManager(Service):
         self.starting("replaying the journal", done, total)
 
     def snapshot(self) -> checkpoint.State:
-        """The state as of the journal's end (between commits: every decided fill is written)."""
-        return checkpoint.State(self.journal.position, Position(), self.next_order_id, self._booked().rows(),
-                                dict(self.filter.forgotten))
+        """The state at the journal's end (between commits), and where a replay rebuilds the filter from."""
+        return checkpoint.State(self.journal.position, self.journal.back(len(self.filter)), self.next_order_id,
+                                self._booked().rows(), dict(self.filter.forgotten))
 
     def periodic(self) -> None:
         """A checkpoint every ``checkpoint_every_s`` while fills are journaled (written aside, on
@@ -163,7 +164,7 @@ class OrderManager(Service):
         if now >= self._next_checkpoint and self.journal.size != self._checkpointed:
             self._next_checkpoint = now + self.topo.ordermanager.checkpoint_every_s
             self._checkpointed = self.journal.size
-            self.checkpoints.submit(self.snapshot(), len(self.filter))
+            self.checkpoints.submit(self.snapshot())
         self._count_checkpoints()
 
     def replay(self, rec: dict) -> None:
@@ -283,10 +284,10 @@ class OrderManager(Service):
         c, filt = self.counters, self.filter
         if strategy not in self.strategy_names:  # first, and remembered nowhere: no state for strangers
             return self._reject(cid, f"unknown strategy {wire.brief(strategy)}", recv_ts, o)
-        held = filt.replies.get(strategy)
-        if held is not None and cid in held:  # a re-send: its original answer
+        held = filt.kept.get(strategy)  # a re-send gets its original answer; a new id is above all held
+        if held is not None and cid <= held.hi and (answer := filt.answer(strategy, cid)) is not None:
             c["duplicate_orders"] += 1
-            return filt.answer(strategy, cid)
+            return answer
         if decide_ts <= filt.forgotten.get(strategy, -1):  # filt.too_old, inlined
             c["duplicate_orders"] += 1
             return self._reject(cid, filt.too_old_reason(strategy, decide_ts), recv_ts, o)
@@ -392,7 +393,7 @@ class OrderManager(Service):
         if self.prices is not None:
             self.price_seq.end(self.price_eos)
         if self.checkpoints is not None:  # the next life starts here, replaying nothing
-            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None, len(self.filter))
+            self.checkpoints.close(self.snapshot() if self.journal.size != self._checkpointed else None)
             self._count_checkpoints()
 
     def progress_payload(self) -> dict[str, int | float]:
