@@ -78,3 +78,18 @@ def test_answers_span_segments_none_larger_than_one_and_emptied_ones_go():
     commit(f, "s1", range(n + 1, n + 2), 4 * SECOND)  # two seconds on: all but the newest age out
     assert len(f) == 1 and len(held.segments) == 1 and f.answer("s1", n + 1) is not None
     assert f.answer("s1", SEGMENT) is None and f.too_old("s1", SECOND)
+
+
+def test_the_queues_are_made_before_start_up_is_frozen_so_no_collection_walks_them():
+    """The order manager freezes what it made at start-up (gc.freeze); the queues of every
+    strategy of its topology are among it, so a young collection never walks their 100k ints."""
+    f = DuplicateFilter(10.0, 100_000, {"replies_forgotten_early": 0}, ["s1", "s2"])
+    gc.freeze()
+    try:
+        commit(f, "s1", range(1, 1001), SECOND)
+        queues = [q for held in f.kept.values() for q in (held.clordids, held.ages, held.made)]
+        walked = {id(o) for o in gc.get_objects()}  # every generation a collection walks
+        assert len(f.kept["s1"]) == 1000 and not any(id(q) in walked for q in queues)
+        assert not any(gc.is_tracked(seg) for held in f.kept.values() for seg in held.segments)
+    finally:
+        gc.unfreeze()

@@ -18,6 +18,7 @@ and the time it was received. (An id ahead of the clock is refused before the fi
 from __future__ import annotations
 
 from collections import deque
+from typing import Iterable
 
 import msgspec
 
@@ -38,15 +39,22 @@ each stall the latency of every order queued behind it. A segment is rebuilt onl
 class _Held:
     """One strategy's answers in the order they were made: dicts of ``SEGMENT`` answers keyed by
     client order id, and three queues of plain ints, so that what the filter keeps for 10 s is
-    nothing Python's cyclic garbage collector tracks."""
+    nothing Python's cyclic garbage collector tracks: this commit's answers wait in
+    ``unsettled`` while they are lists, so the segments hold only ints and bytes (dicts the
+    collector does not track). The queues it does track, and a collection of their generation
+    walks every int in them: made at a strategy's first order, the first young collection after
+    the filter had filled walked 300k ints, a ~10 ms stall at 10k orders/s. So they are made
+    with the filter, for every strategy of the topology, before the process freezes what it
+    made at start-up (:func:`zmqtrade.runner.serve`)."""
 
-    __slots__ = ("clordids", "ages", "made", "segments", "hi")
+    __slots__ = ("clordids", "ages", "made", "segments", "unsettled", "hi")
 
     def __init__(self) -> None:
         self.clordids: deque[int] = deque()
         self.ages: deque[int] = deque()  # ns: the earlier of decide_ts and the time received
         self.made: deque[int] = deque()  # ns: when the answer was made (our clock)
-        self.segments: deque[dict[int, bytes | list]] = deque([{}])  # oldest first; the last takes new answers
+        self.segments: deque[dict[int, bytes]] = deque([{}])  # oldest first; the last takes new answers
+        self.unsettled: dict[int, list] = {}  # this commit's answers, lists until sent
         self.hi = -1  # no answer held has a higher id: a new order (ids count up) is one comparison
 
     def __len__(self) -> int:
@@ -55,14 +63,17 @@ class _Held:
     def find(self, clordid: int) -> bytes | list | None:
         if clordid > self.hi:
             return None
+        reply = self.unsettled.get(clordid)
+        if reply is not None:
+            return reply
         for seg in reversed(self.segments):  # a re-send is usually recent
             reply = seg.get(clordid)
             if reply is not None:
                 return reply
         return None
 
-    def put(self, clordid: int, reply: bytes | list) -> None:
-        """A new answer, into the last segment (settled there too: segments roll between commits)."""
+    def put(self, clordid: int, reply: bytes) -> None:
+        """A settled answer, into the last segment."""
         self.segments[-1][clordid] = reply
         if clordid > self.hi:
             self.hi = clordid
@@ -89,8 +100,8 @@ class DuplicateFilter:
     (~60 us each, ~1 ms when they reached the middle generation), inside the decisions of the
     orders in flight."""
 
-    def __init__(self, keep_s: float, keep_max: int, counters: dict[str, int]) -> None:
-        self.kept: dict[str, _Held] = {}  # strategy -> its answers (a list until settled, then bytes)
+    def __init__(self, keep_s: float, keep_max: int, counters: dict[str, int], strategies: Iterable[str] = ()) -> None:
+        self.kept: dict[str, _Held] = {s: _Held() for s in strategies}  # -> answers (a list until settled, then bytes)
         self.held = 0  # answers kept in all
         self.keep_ns = int(keep_s * 1e9)
         self.keep_max = keep_max
@@ -131,7 +142,7 @@ class DuplicateFilter:
         held = self.kept.get(strategy)
         if held is None:
             held = self.kept[strategy] = _Held()
-        held.segments[-1][clordid] = reply  # held.put, inlined (once per order)
+        held.unsettled[clordid] = reply
         if clordid > held.hi:
             held.hi = clordid
         self.fresh.append((strategy, clordid, reply, age_ns, now_ns))
@@ -204,11 +215,12 @@ class DuplicateFilter:
         kept = self.kept
         for strategy, clordid, reply, age_ns, now_ns in self.fresh:
             q = kept[strategy]  # made by remember; inlined below: a call per answer is a fifth of this loop
-            q.segments[-1][clordid] = encode_fields(reply)  # where remember put it: no roll since
+            q.segments[-1][clordid] = encode_fields(reply)
             q.clordids.append(clordid)
             q.ages.append(age_ns)
             q.made.append(now_ns)
         for q in kept.values():
+            q.unsettled.clear()
             q.roll()
         self.held += len(self.fresh)
         self.fresh.clear()

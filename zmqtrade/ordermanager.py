@@ -97,7 +97,7 @@ class OrderManager(Service):
         self.counters.update(orders_received=0, orders_filled=0, orders_rejected=0, duplicate_orders=0,
                              replies_undeliverable=0, journal_replayed=0, checkpoint_records=0, replies_forgotten_early=0,
                              orders_ahead_of_clock=0, positions_asked=0, pings_answered=0)
-        self.filter = DuplicateFilter(om.replies_kept_s, om.replies_kept, self.counters)
+        self.filter = DuplicateFilter(om.replies_kept_s, om.replies_kept, self.counters, self.topo.strategies)
         self._recover()
         self.checkpoints: checkpoint.Writer | None = None
         if om.checkpoint_every_s:
