@@ -49,7 +49,7 @@ class Position(NamedTuple):
 Replay = Callable[[dict[str, Any]], None]
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 8192
-"""Records replayed between calls of a ``progress`` callback."""
+"""Records replayed between calls of a ``progress`` callback (a multiple of ``MARK_EVERY``)."""
 MARK_EVERY = 64
 """Records between two boundaries kept for :meth:`Journal.back` (or a commit more): how far
 before the exact one it may answer."""
@@ -129,7 +129,7 @@ class Journal:
                 records += 1
                 good += len(line)
                 last = line
-                if records % MARK_EVERY == 0:
+                if records % MARK_EVERY == 0:  # one test a line: PROGRESS_EVERY is a multiple
                     if window:
                         self._mark(good, self.records + records)
                     if progress is not None and records % PROGRESS_EVERY == 0:
