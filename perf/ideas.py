@@ -22,7 +22,7 @@ VARIANTS: dict[str, tuple[tuple[str, Any], ...]] = {
     "no placement": (("placement", "none"),),
     "batch I/O threads": (("tuning.io_threads", "batch"),),
     "window 0 us": (("gateway.batch_window_us", 0),),
-    "window 350 us": (("gateway.batch_window_us", 350),),  # the default before 2026-12-03 19:00
+    "window 250 us": (("gateway.batch_window_us", 250),),  # the default before 2026-12-04 02:30
 }
 
 

@@ -39,7 +39,7 @@ class Setup:
     lossless: bool = False
     batch: int = 256
     pm_qos: bool = False              # hold cpu_dma_latency at 0 for the run (tuning; not a default)
-    window_us: float = 250.0          # gateway.batch_window_us (the default)
+    window_us: float = 150.0          # gateway.batch_window_us (the default)
     orders: bool = True               # False: no strategy at all (ingest)
     news_rate: float = 10.0
     fsync: str = "off"                # ordermanager.fsync, the default: records in the kernel before the ack

@@ -441,6 +441,18 @@ def test_orderbook_applies_batches_whole_and_rings_per_message_when_not_conflati
     pub.close()
 
 
+def window_spans(msgs: list) -> list[tuple[int, int]]:
+    """(ticks, due time of the last minus the first's) of each price message."""
+    spans = []
+    for kind, fields in msgs:
+        if kind is wire.Kind.TICKS:
+            each = list(wire.as_ticks(fields).each())
+            spans.append((len(each), each[-1].ts_ns - each[0].ts_ns))
+        elif kind is wire.Kind.TICK:
+            spans.append((1, 0))
+    return spans
+
+
 def test_gateway_batch_window_groups_ticks_but_keeps_their_schedule(write_topology, component, book, ctx, tmp_path):
     gw, prices, news = gateway_rig(write_topology, component, book, ctx, tmp_path, rate=5000, batch_window_us=2000)
     msgs = recv_until(prices, lambda k, f: k in (wire.Kind.TICK, wire.Kind.TICKS) and f[0] >= 2000)
@@ -448,7 +460,33 @@ def test_gateway_batch_window_groups_ticks_but_keeps_their_schedule(write_topolo
     ticks = price_ticks(msgs)
     assert [t.seq for t in ticks] == list(range(1, len(ticks) + 1))
     assert {b.ts_ns - a.ts_ns for a, b in zip(ticks, ticks[1:])} <= {199_999, 200_000, 200_001}
-    assert len(msgs) < len(ticks) / 4  # ~10 ticks share each 2 ms window
+    # on time, a message holds what is due within 2 ms of its first: 10 ticks 200 us apart (the
+    # first message holds the tick due at the start; one sent late holds everything then due)
+    steady = [n for n, _ in window_spans(msgs)[1:]]
+    assert sum(n == 10 for n in steady) > len(steady) * 0.9
+    prices.close()
+    news.close()
+
+
+def test_gateway_batch_window_follows_a_replays_own_timestamps(write_topology, component, book, ctx, tmp_path):
+    """Paced by a CSV's timestamps, a message closes on the last row due within the window of
+    its first, however unevenly the rows are spaced."""
+    gaps_ms = [0.1, 0.1, 0.1, 1.9, 0.4, 0.4, 3.0, 0.7, 0.7, 0.7]  # bursts and silences, looped
+    rows, ts = [], 0.0
+    for i in range(400):
+        ts += gaps_ms[i % len(gaps_ms)] / 1000
+        rows.append(f"{ts:.4f},{BASE['symbols'][i % 3]},{100 + i % 7}")
+    csv = tmp_path / "ticks.csv"
+    csv.write_text("timestamp,symbol,price\n" + "\n".join(rows) + "\n")
+    gw, prices, news = gateway_rig(write_topology, component, book, ctx, tmp_path, batch_window_us=1000,
+                                   feed={"kind": "csv", "path": str(csv), "pace": "timestamps", "loop": False})
+    msgs = recv_until(prices, lambda k, f: k in (wire.Kind.TICK, wire.Kind.TICKS) and f[0] >= 300)
+    gw.stop()
+    ticks = price_ticks(msgs)
+    assert [t.seq for t in ticks] == list(range(1, len(ticks) + 1))
+    spans = window_spans(msgs)
+    assert sum(span < 1_000_000 for _, span in spans) > len(spans) * 0.9  # all but messages sent late
+    assert max(n for n, _ in spans) >= 3 and len(spans) < len(ticks) * 0.6  # the bursts share messages
     prices.close()
     news.close()
 

@@ -106,6 +106,13 @@ class PriceFeed:
         b = self._ensure()
         return b.offsets[self._i] if b is not None and b.offsets is not None else None
 
+    def offset_ahead(self, n: int) -> int:
+        """The offset of the ``n``-th next tick (1: the next one), timestamp pacing, within the
+        block :meth:`count_due` counted in."""
+        b = self._ensure()
+        assert b is not None and b.offsets is not None
+        return b.offsets[self._i + n - 1]
+
     def take(self, k: int) -> Block | None:
         """Up to ``k`` next ticks (fewer at a block's end), or None when the feed is done."""
         b = self._ensure()

@@ -124,7 +124,7 @@ class Gateway:
     hwm: int = field(default=100_000, metadata=v.key("hwm", check=v.hwm))
     lossless: bool = False
     batch: int = field(default=256, metadata=v.key("batch", check=v.batch_size))
-    batch_window_us: float = field(default=250.0, metadata=v.key("batch_window_us", check=v.non_negative))
+    batch_window_us: float = field(default=150.0, metadata=v.key("batch_window_us", check=v.non_negative))
     restart: Restart | None = None
     host: str = LOCAL
     cpus: tuple[int, ...] | None = field(default=None, metadata=v.key("cpus", check=v.cpu))
