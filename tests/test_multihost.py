@@ -477,9 +477,12 @@ def test_a_cut_link_to_one_strategy_host_heals_and_the_other_trades_throughout(l
     data = yaml.safe_load(THREE.read_text())
     data["duration_s"] = 0
     data["ordermanager"]["risk"] = {"max_order_qty": 10, "max_position": 1000, "max_orders_per_s": 100000}
-    # Two PingPongs answer-chain some 30k orders/s: the duplicate filter must hold replies_kept_s (10 s) of
-    # answers, past its default bound of 131,072, or the bound, not the age, forgets answers (then counted).
-    data["ordermanager"]["replies_kept"] = 500_000
+    # Two PingPongs answer-chain 30-60k orders/s, as fast as the machine runs them: the duplicate filter
+    # must hold replies_kept_s of answers, or the bound, not the age, forgets them (then counted). 6 s
+    # outlasts the outage and a re-send after it; a bound of 1,000,000 holds 6 s of up to 166k orders/s
+    # (500,000 held 10 s: enough at 30k orders/s, short on a fast hour at 55k).
+    data["ordermanager"]["replies_kept_s"] = 6.0
+    data["ordermanager"]["replies_kept"] = 1_000_000
     data["strategies"] = {name: {"host": h, "class": "pingpong:PingPong", "symbols": syms, "qty": 1,
                                  "order_timeout_s": 0.3}
                           for name, h, syms in (("ppb", "b", ["AAPL", "MSFT"]), ("ppc", "c", ["GOOG", "AMZN"]))}
